@@ -8,7 +8,12 @@ busy-loops and ignores SIGINT, hence ``spin_once(timeout_sec=...)`` in a loop.
 
 from __future__ import annotations
 
+import fcntl
+import os
+import random
+import sys
 from collections.abc import Sequence
+from typing import IO
 
 import numpy as np
 import rclpy
@@ -36,6 +41,42 @@ COMMAND_QOS = QoSProfile(
 # SENSOR_QOS subscriptions.
 STATE_QOS = COMMAND_QOS
 SENSOR_QOS = qos_profile_sensor_data
+
+
+_DOMAIN_LOCKS: list[IO] = []
+
+
+def claim_free_domain_id() -> int:
+    """Lock a ROS_DOMAIN_ID in 1..100 that no other run on this machine holds, for this process's
+    lifetime, so that concurrent runs (tests, trainings of several seeds) never hear each other."""
+    candidates = list(range(1, 101))
+    random.shuffle(candidates)
+    for domain in candidates:
+        lock = open(f"/tmp/ddpg_controller_ros_domain_{domain}.lock", "w")  # noqa: SIM115
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            continue
+        _DOMAIN_LOCKS.append(lock)
+        return domain
+    raise RuntimeError("no free ROS_DOMAIN_ID in 1..100")
+
+
+def isolate_ros_traffic() -> int:
+    """Claim a free domain and keep discovery on this machine; child processes inherit both."""
+    domain = claim_free_domain_id()
+    os.environ["ROS_DOMAIN_ID"] = str(domain)
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    return domain
+
+
+def find_packages_in_this_prefix() -> None:
+    """Put this Python's prefix (a venv with the ROS 2 wheels) on AMENT_PREFIX_PATH, where the
+    ament index of the wheels and of this package lives; a sourced distro has set it already."""
+    paths = [p for p in os.environ.get("AMENT_PREFIX_PATH", "").split(":") if p]
+    if sys.prefix not in paths:
+        os.environ["AMENT_PREFIX_PATH"] = ":".join([sys.prefix, *paths])
 
 
 def stamp_to_ns(stamp) -> int:

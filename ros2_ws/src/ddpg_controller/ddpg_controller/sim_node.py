@@ -31,7 +31,7 @@ import numpy as np
 import rclpy
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PointStamped
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -41,6 +41,7 @@ from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
 from ddpg_controller.ros_common import COMMAND_QOS, STATE_QOS, spin_until_shutdown
+from ddpg_controller.ros_params import declare
 from ddpg_controller.sim.robot import RandomizationConfig, SimulatedRobot
 from ddpg_controller.sim.tasks import TASK_NAMES, make_task
 
@@ -69,47 +70,52 @@ class SimNode(Node):
 
     def __init__(self, **kwargs) -> None:
         super().__init__("sim", **kwargs)
-        read_only = {"read_only": True}
-        task_name = self._declare(
-            "task", "pendulum", f"task to simulate, one of {', '.join(TASK_NAMES)}", **read_only
+        task_name = declare(
+            self,
+            "task",
+            "pendulum",
+            f"task to simulate, one of {', '.join(TASK_NAMES)}",
+            read_only=True,
         )
         self.task = make_task(task_name)
-        self.mode = self._declare("mode", "lockstep", "lockstep | realtime", **read_only)
+        self.mode = declare(self, "mode", "lockstep", "lockstep | realtime", read_only=True)
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
-        seed = self._declare(
-            "seed", 0, "RNG seed of the first reset; setting it reseeds the next reset (<0: random)"
+        seed = declare(
+            self,
+            "seed",
+            0,
+            "RNG seed of the first reset; setting it reseeds the next reset (<0: random)",
         )
-        self.controller_name = self._declare(
+        self.controller_name = declare(
+            self,
             "controller_name",
             self.task.controller_name,
             "ros2_control controller whose <name>/commands topic is subscribed",
-            **read_only,
+            read_only=True,
         )
         self.republish_period = float(
-            self._declare(
+            declare(
+                self,
                 "republish_period",
                 0.5,
                 "lockstep: wall seconds between re-publications of the initial state until the "
                 "first command or reset",
-                dynamic_typing=True,
-                **read_only,
+                read_only=True,
             )
         )
         self.command_timeout = float(
-            self._declare(
+            declare(
+                self,
                 "command_timeout",
                 0.0,
                 "realtime: hold zeros if no command arrived for this many seconds (0: hold the "
                 "last command forever, like forward_command_controller)",
-                dynamic_typing=True,
-                **read_only,
+                read_only=True,
             )
         )
         rand = {
-            name: self._declare(
-                f"randomization.{name}", default, desc, dynamic_typing=True, **read_only
-            )
+            name: declare(self, f"randomization.{name}", default, desc, read_only=True)
             for name, (default, desc) in RANDOMIZATION_PARAMS.items()
         }
         self.randomization = RandomizationConfig(
@@ -158,12 +164,6 @@ class SimNode(Node):
         )
 
     # ---- parameters ----------------------------------------------------------------------------
-    def _declare(self, name: str, default, description: str, **descriptor):
-        value = self.declare_parameter(
-            name, default, ParameterDescriptor(description=description, **descriptor)
-        ).value
-        return default if value is None else value
-
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         for p in params:
             if p.name == "seed":

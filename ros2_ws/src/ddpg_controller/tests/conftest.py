@@ -6,11 +6,7 @@ discovery on localhost, so two runs on one machine never hear each other.
 
 from __future__ import annotations
 
-import fcntl
 import os
-import random
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -18,66 +14,17 @@ from pathlib import Path
 
 import pytest
 
-_DOMAIN_LOCK = None
-
-
-def _claim_domain() -> int:
-    """Lock a free ROS_DOMAIN_ID in 1..100 for this process's lifetime."""
-    global _DOMAIN_LOCK
-    candidates = list(range(1, 101))
-    random.shuffle(candidates)
-    for domain in candidates:
-        lock = open(f"/tmp/ddpg_controller_ros_domain_{domain}.lock", "w")  # noqa: SIM115
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            lock.close()
-            continue
-        _DOMAIN_LOCK = lock
-        return domain
-    raise RuntimeError("no free ROS_DOMAIN_ID in 1..100")
+from ddpg_controller.processes import NodeProcess
+from ddpg_controller.ros_common import find_packages_in_this_prefix, isolate_ros_traffic
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    os.environ["ROS_DOMAIN_ID"] = str(_claim_domain())
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    prefix = sys.prefix
-    paths = os.environ.get("AMENT_PREFIX_PATH", "")
-    if prefix not in paths.split(":"):
-        os.environ["AMENT_PREFIX_PATH"] = f"{prefix}:{paths}" if paths else prefix
+    isolate_ros_traffic()
+    find_packages_in_this_prefix()
 
 
 def pytest_report_header(config: pytest.Config) -> str:
     return f"ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']} discovery=LOCALHOST"
-
-
-class NodeProcess:
-    """A node in its own process and process group, stopped with SIGINT like `ros2 launch` does."""
-
-    def __init__(self, args: list[str], log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115
-        self.popen = subprocess.Popen(
-            args, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-    def output(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def stop(self, timeout: float = 10.0) -> int:
-        if self.alive():
-            os.killpg(self.popen.pid, signal.SIGINT)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait()
-        self._log.close()
-        return self.popen.returncode
 
 
 @pytest.fixture

@@ -1,0 +1,55 @@
+"""Nodes as child processes, started and stopped the way ``ros2 launch`` does it.
+
+Each child gets its own process group (so Ctrl-C in a terminal reaches this launcher only, which
+forwards SIGINT: background children of a non-interactive shell would otherwise ignore it) and is
+escalated to SIGKILL only if it does not exit in time.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+
+class NodeProcess:
+    """One node process whose output goes to ``log_path`` (or is inherited when None)."""
+
+    def __init__(self, args: Sequence[str], log_path: Path | None = None) -> None:
+        self.args = list(args)
+        self.log_path = log_path
+        self._log = open(log_path, "wb") if log_path else None  # noqa: SIM115
+        self.popen = subprocess.Popen(
+            self.args,
+            stdout=self._log,
+            stderr=subprocess.STDOUT if self._log else None,
+            start_new_session=True,
+        )
+
+    def output(self) -> str:
+        if self._log is None or self.log_path is None:
+            return ""
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self.popen.wait(timeout)
+
+    def stop(self, timeout: float = 15.0) -> int:
+        """SIGINT (the node saves what it must), then SIGKILL after ``timeout`` seconds."""
+        if self.alive():
+            os.killpg(self.popen.pid, signal.SIGINT)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait()
+        if self._log is not None:
+            self._log.close()
+        return self.popen.returncode
