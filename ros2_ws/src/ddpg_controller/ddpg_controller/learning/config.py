@@ -1,0 +1,259 @@
+"""DDPG hyperparameters as dataclasses, validated once, loadable from a ROS 2 parameter file.
+
+Every field carries ``metadata["description"]`` so a ROS node can declare one parameter per field
+(``ddpg.<field>``, ``ddpg.noise.<field>``) with the same text a reader sees here. Defaults are the
+paper's (Lillicrap et al. 2015, §7) wherever the paper states a value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+NOISE_TYPES = ("ou", "gaussian", "none")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _desc(text: str) -> dict[str, str]:
+    return {"description": text}
+
+
+@dataclass
+class NoiseConfig:
+    """Exploration noise added to the actor's [-1, 1] output while training."""
+
+    type: str = field(
+        default="ou",
+        metadata=_desc(
+            "Exploration noise: 'ou' (Ornstein-Uhlenbeck, paper), 'gaussian' or 'none'."
+        ),
+    )
+    theta: float = field(
+        default=0.15, metadata=_desc("OU mean-reversion rate theta (paper 0.15); >= 0.")
+    )
+    sigma: float = field(
+        default=0.2,
+        metadata=_desc("Noise scale sigma in [-1,1] action units: OU diffusion or Gaussian std."),
+    )
+    mu: float = field(
+        default=0.0, metadata=_desc("Mean the noise reverts to (OU) or is centred on.")
+    )
+    dt: float = field(
+        default=1.0,
+        metadata=_desc("OU time step of the discrete update (1.0 = one env step); > 0."),
+    )
+    scale_initial: float = field(
+        default=1.0,
+        metadata=_desc("Noise multiplier at step 0 of the linear noise-scale schedule."),
+    )
+    scale_final: float = field(
+        default=1.0, metadata=_desc("Noise multiplier reached after schedule_steps env steps.")
+    )
+    schedule_steps: int = field(
+        default=0,
+        metadata=_desc("Env steps to go linearly from scale_initial to scale_final; 0 = constant."),
+    )
+
+    def __post_init__(self) -> None:
+        _check(self.type in NOISE_TYPES, "noise.type", self.type, f"one of {NOISE_TYPES}")
+        _check(self.theta >= 0.0, "noise.theta", self.theta, ">= 0")
+        _check(self.sigma >= 0.0, "noise.sigma", self.sigma, ">= 0")
+        _check(self.dt > 0.0, "noise.dt", self.dt, "> 0")
+        _check(self.theta * self.dt <= 2.0, "noise.theta*dt", self.theta * self.dt, "<= 2 (stable)")
+        _check(self.scale_initial >= 0.0, "noise.scale_initial", self.scale_initial, ">= 0")
+        _check(self.scale_final >= 0.0, "noise.scale_final", self.scale_final, ">= 0")
+        _check(self.schedule_steps >= 0, "noise.schedule_steps", self.schedule_steps, ">= 0")
+
+
+@dataclass
+class DDPGConfig:
+    """Every DDPG hyperparameter; defaults follow the paper unless noted in the description."""
+
+    actor_hidden: tuple[int, ...] = field(
+        default=(400, 300), metadata=_desc("Actor hidden layer widths (paper 400, 300).")
+    )
+    critic_hidden: tuple[int, ...] = field(
+        default=(400, 300),
+        metadata=_desc("Critic hidden widths; the action enters at the second layer (paper)."),
+    )
+    actor_lr: float = field(default=1e-4, metadata=_desc("Actor Adam learning rate (paper 1e-4)."))
+    critic_lr: float = field(
+        default=1e-3, metadata=_desc("Critic Adam learning rate (paper 1e-3).")
+    )
+    critic_weight_decay: float = field(
+        default=1e-2, metadata=_desc("L2 weight decay on the critic (paper 1e-2; 0 disables).")
+    )
+    gamma: float = field(default=0.99, metadata=_desc("Discount factor in [0, 1] (paper 0.99)."))
+    tau: float = field(
+        default=0.001, metadata=_desc("Soft target update rate in (0, 1] (paper 0.001).")
+    )
+    batch_size: int = field(default=64, metadata=_desc("Minibatch size per update (paper 64)."))
+    buffer_size: int = field(
+        default=1_000_000, metadata=_desc("Replay buffer capacity in transitions (paper 1e6).")
+    )
+    warmup_steps: int = field(
+        default=0,
+        metadata=_desc("Env steps of uniform random actions before learning starts (paper: none)."),
+    )
+    updates_per_step: float = field(
+        default=1.0,
+        metadata=_desc("Gradient updates per env step; fractional allowed (0.5 = every 2 steps)."),
+    )
+    normalize_observations: bool = field(
+        default=True,
+        metadata=_desc("Normalise observations with running mean/std (stands in for paper's BN)."),
+    )
+    observation_clip: float = field(
+        default=10.0, metadata=_desc("Clip normalised observations to +-this value; > 0.")
+    )
+    device: str = field(
+        default="auto", metadata=_desc("Torch device: 'auto' (cuda if available), 'cpu', 'cuda'.")
+    )
+    noise: NoiseConfig = field(
+        default_factory=NoiseConfig, metadata=_desc("Exploration noise settings.")
+    )
+
+    def __post_init__(self) -> None:
+        self.actor_hidden = tuple(self.actor_hidden)
+        self.critic_hidden = tuple(self.critic_hidden)
+        for name in ("actor_hidden", "critic_hidden"):
+            widths = getattr(self, name)
+            _check(len(widths) >= 1 and all(w >= 1 for w in widths), name, widths, "widths >= 1")
+        _check(self.actor_lr > 0.0, "actor_lr", self.actor_lr, "> 0")
+        _check(self.critic_lr > 0.0, "critic_lr", self.critic_lr, "> 0")
+        _check(
+            self.critic_weight_decay >= 0.0, "critic_weight_decay", self.critic_weight_decay, ">= 0"
+        )
+        _check(0.0 <= self.gamma <= 1.0, "gamma", self.gamma, "in [0, 1]")
+        _check(0.0 < self.tau <= 1.0, "tau", self.tau, "in (0, 1]")
+        _check(self.batch_size >= 1, "batch_size", self.batch_size, ">= 1")
+        _check(
+            self.buffer_size >= self.batch_size, "buffer_size", self.buffer_size, ">= batch_size"
+        )
+        _check(self.warmup_steps >= 0, "warmup_steps", self.warmup_steps, ">= 0")
+        _check(self.updates_per_step >= 0.0, "updates_per_step", self.updates_per_step, ">= 0")
+        _check(self.observation_clip > 0.0, "observation_clip", self.observation_clip, "> 0")
+        _check(self.device in DEVICES, "device", self.device, f"one of {DEVICES}")
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DDPGConfig:
+        """Build from a nested dict (as parsed from YAML / ROS parameters), strictly.
+
+        Unknown keys, wrong types and out-of-range values raise ValueError naming the key, so a
+        typo in a parameter file fails loudly instead of silently training with a default.
+        """
+        if not isinstance(d, Mapping):
+            raise ValueError(f"DDPG config must be a mapping, got {type(d).__name__}")
+        kwargs = _convert_fields(cls, d, prefix="")
+        if "noise" in d:
+            if not isinstance(d["noise"], Mapping):
+                raise ValueError(f"noise: expected a mapping, got {type(d['noise']).__name__}")
+            kwargs["noise"] = NoiseConfig(**_convert_fields(NoiseConfig, d["noise"], "noise."))
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (tuples as lists) that ``from_dict`` and YAML round-trip."""
+        out = dataclasses.asdict(self)
+        for key, value in out.items():
+            if isinstance(value, tuple):
+                out[key] = list(value)
+        return out
+
+
+def _check(ok: bool, name: str, value: Any, requirement: str) -> None:
+    if not ok:
+        raise ValueError(f"DDPG config: {name}={value!r} is invalid: must be {requirement}")
+
+
+def _convert_fields(cls: type, d: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """Type-check and coerce the scalar fields of dataclass ``cls`` found in ``d``."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ValueError(
+            f"DDPG config: unknown key(s) {[prefix + k for k in unknown]}; "
+            f"known: {sorted(prefix + n for n in names)}"
+        )
+    out: dict[str, Any] = {}
+    for name, value in d.items():
+        hint = hints[name]
+        if hint is NoiseConfig:
+            continue
+        out[name] = _coerce(prefix + name, hint, value)
+    return out
+
+
+def _coerce(name: str, hint: Any, value: Any) -> Any:
+    def fail(expected: str) -> typing.NoReturn:
+        raise ValueError(
+            f"DDPG config: {name} must be {expected}, got {value!r} ({type(value).__name__})"
+        )
+
+    if hint is bool:
+        if not isinstance(value, bool):
+            fail("a bool")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            fail("an int")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            fail("a number")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            fail("a string")
+        return value
+    if typing.get_origin(hint) is tuple:
+        if not isinstance(value, list | tuple) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            fail("a list of ints")
+        return tuple(value)
+    raise TypeError(f"unsupported config field type {hint!r} for {name}")  # programming error
+
+
+def _yaml_loader() -> type:
+    """A SafeLoader that reads ``1e-3`` as a float, like ROS 2's parameter parser does."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)$"),
+        list("-+0123456789."),
+    )
+    return Loader
+
+
+def load_ddpg_config(yaml_path: str | Path, node_name: str = "controller") -> DDPGConfig:
+    """Read ``yaml[node_name]["ros__parameters"]["ddpg"]`` from a ROS 2 parameter file.
+
+    The same file then serves ``ros2 run ... --params-file`` and plain-Python benchmarks.
+    """
+    import yaml
+
+    path = Path(yaml_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"DDPG parameter file not found: {path}")
+    with path.open() as f:
+        data = yaml.load(f, Loader=_yaml_loader())  # a SafeLoader subclass
+    try:
+        section = data[node_name]["ros__parameters"]["ddpg"]
+    except (KeyError, TypeError) as exc:
+        raise ValueError(
+            f"{path}: expected a '{node_name}: ros__parameters: ddpg:' section ({exc!r} missing)"
+        ) from None
+    try:
+        return DDPGConfig.from_dict(section)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None

@@ -1,0 +1,197 @@
+"""The DDPG update checked against the algorithm: targets, gradients, soft updates, init."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ddpg_controller.learning.config import DDPGConfig
+from ddpg_controller.learning.ddpg import DDPG, Batch, soft_update
+from ddpg_controller.learning.networks import Actor, Critic
+
+OBS, ACT = 3, 2
+
+
+def small_agent(**overrides: object) -> DDPG:
+    cfg = DDPGConfig.from_dict(
+        {"actor_hidden": [5, 4], "critic_hidden": [6, 4], "device": "cpu", "tau": 0.1, **overrides}
+    )
+    return DDPG(OBS, ACT, -2.0, 2.0, cfg, seed=0)
+
+
+def random_batch(n: int, seed: int = 0, terminated: list[float] | None = None) -> Batch:
+    g = torch.Generator().manual_seed(seed)
+    term = torch.tensor(terminated).reshape(n, 1) if terminated else torch.zeros(n, 1)
+    return Batch(
+        torch.randn(n, OBS, generator=g),
+        torch.rand(n, ACT, generator=g) * 2 - 1,
+        torch.randn(n, 1, generator=g),
+        torch.randn(n, OBS, generator=g),
+        term,
+    )
+
+
+def perturb(module: torch.nn.Module, seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=g))
+
+
+def np_params(module: torch.nn.Module) -> dict[str, np.ndarray]:
+    return {k: v.detach().double().numpy() for k, v in module.state_dict().items()}
+
+
+def np_actor(p: dict[str, np.ndarray], s: np.ndarray) -> np.ndarray:
+    h = np.maximum(s @ p["hidden.0.weight"].T + p["hidden.0.bias"], 0)
+    h = np.maximum(h @ p["hidden.1.weight"].T + p["hidden.1.bias"], 0)
+    return np.tanh(h @ p["out.weight"].T + p["out.bias"])
+
+
+def np_critic(p: dict[str, np.ndarray], s: np.ndarray, a: np.ndarray) -> np.ndarray:
+    h = np.maximum(s @ p["first.weight"].T + p["first.bias"], 0)
+    h = np.concatenate([h, a], axis=1)  # the action enters at the second layer
+    h = np.maximum(h @ p["hidden.0.weight"].T + p["hidden.0.bias"], 0)
+    return h @ p["out.weight"].T + p["out.bias"]
+
+
+def test_init_ranges_and_architecture() -> None:
+    actor, critic = Actor(OBS, ACT, (400, 300)), Critic(OBS, ACT, (400, 300))
+    for layer in [*actor.hidden, critic.first, *critic.hidden]:
+        bound = 1 / math.sqrt(layer.in_features)
+        assert layer.weight.abs().max() <= bound and layer.bias.abs().max() <= bound
+        assert layer.weight.abs().max() > 0.9 * bound  # really spread over the range
+    for layer in (actor.out, critic.out):
+        assert layer.weight.abs().max() <= 3e-3 and layer.bias.abs().max() <= 3e-3
+    assert critic.first.in_features == OBS and critic.hidden[0].in_features == 400 + ACT
+    out = actor(1e3 * torch.randn(100, OBS))
+    assert out.abs().max() <= 1.0 and critic(torch.randn(7, OBS), torch.rand(7, ACT)).shape == (
+        7,
+        1,
+    )
+
+
+def test_targets_start_equal_to_online() -> None:
+    agent = small_agent()
+    for a, b in [(agent.actor, agent.actor_target), (agent.critic, agent.critic_target)]:
+        for p, q in zip(a.parameters(), b.parameters(), strict=True):
+            assert torch.equal(p, q) and p.data_ptr() != q.data_ptr()
+
+
+def test_critic_target_worked_by_hand() -> None:
+    """y = r + gamma (1 - terminated) Q'(s', mu'(s')), with Q', mu' evaluated independently in
+    float64 numpy from the *target* networks (made different from the online ones)."""
+    agent = small_agent(gamma=0.9)
+    perturb(agent.actor_target, 1)
+    perturb(agent.critic_target, 2)
+    batch = random_batch(4, terminated=[0.0, 1.0, 0.0, 1.0])
+    s, a = batch.obs.double().numpy(), batch.actions.double().numpy()
+    r, s2 = batch.rewards.double().numpy(), batch.next_obs.double().numpy()
+    done = batch.terminated.double().numpy()
+    q_next = np_critic(
+        np_params(agent.critic_target), s2, np_actor(np_params(agent.actor_target), s2)
+    )
+    y = r + 0.9 * (1 - done) * q_next
+    assert np.allclose(y[[1, 3]], r[[1, 3]])  # terminal rows do not bootstrap
+    q = np_critic(np_params(agent.critic), s, a)
+    expected_loss = float(np.mean((q - y) ** 2))
+
+    stats = agent.update(batch)
+    assert stats["critic_loss"] == pytest.approx(expected_loss, rel=1e-5)
+    # And a hand-made number: one row, zero next-state value, known reward.
+    with torch.no_grad():
+        for p in agent.critic_target.out.parameters():
+            p.zero_()
+    q_online = agent.critic(batch.obs[:1], batch.actions[:1]).item()
+    one = Batch(
+        batch.obs[:1],
+        batch.actions[:1],
+        torch.tensor([[2.5]]),
+        batch.next_obs[:1],
+        torch.zeros(1, 1),
+    )
+    assert agent.update(one)["critic_loss"] == pytest.approx((q_online - 2.5) ** 2, rel=1e-5)
+
+
+def test_actor_gradient_is_chain_rule_through_online_critic() -> None:
+    agent = small_agent()
+    perturb(agent.critic_target, 3)  # the actor must not use the target critic
+    batch = random_batch(16, seed=1)
+    seen: dict[str, object] = {}
+    real_step = agent.actor_optimizer.step
+
+    def checking_step(*args: object, **kwargs: object) -> object:
+        # Called after the critic step: the critic here is the one the actor loss used.
+        s = batch.obs
+        mu = agent.actor(s)
+        a = mu.detach().requires_grad_(True)
+        q = agent.critic(s, a)
+        (grad_a,) = torch.autograd.grad(-q.mean(), a)  # dJ/da for J = -mean Q
+        expected = torch.autograd.grad(mu, list(agent.actor.parameters()), grad_outputs=grad_a)
+        for p, e in zip(agent.actor.parameters(), expected, strict=True):
+            torch.testing.assert_close(p.grad, e, rtol=1e-5, atol=1e-7)
+        seen["critic"] = [p.detach().clone() for p in agent.critic.parameters()]
+        seen["critic_grads"] = [p.grad.clone() for p in agent.critic.parameters()]
+        return real_step(*args, **kwargs)
+
+    agent.actor_optimizer.step = checking_step  # type: ignore[method-assign]
+    critic_grads_after_critic_step: list[torch.Tensor] = []
+    real_critic_step = agent.critic_optimizer.step
+
+    def record_critic_step(*args: object, **kwargs: object) -> object:
+        critic_grads_after_critic_step.extend(p.grad.clone() for p in agent.critic.parameters())
+        return real_critic_step(*args, **kwargs)
+
+    agent.critic_optimizer.step = record_critic_step  # type: ignore[method-assign]
+    agent.update(batch)
+    assert "critic" in seen
+    # The actor loss put no gradient into the critic and the actor step did not move it.
+    for g_before, g_at_actor in zip(
+        critic_grads_after_critic_step, seen["critic_grads"], strict=True
+    ):
+        assert torch.equal(g_before, g_at_actor)
+    for p, p_seen in zip(agent.critic.parameters(), seen["critic"], strict=True):
+        assert torch.equal(p, p_seen)
+
+
+def test_soft_update_formula() -> None:
+    target, online = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    before = [p.detach().clone() for p in target.parameters()]
+    soft_update(target, online, 0.25)
+    for t, b, o in zip(target.parameters(), before, online.parameters(), strict=True):
+        torch.testing.assert_close(t, 0.25 * o + 0.75 * b, rtol=0, atol=1e-7)
+
+
+def test_update_changes_targets_only_by_soft_update() -> None:
+    agent = small_agent(tau=0.05)
+    perturb(agent.actor_target, 4)
+    perturb(agent.critic_target, 5)
+    targets_before = [
+        [p.detach().clone() for p in m.parameters()]
+        for m in (agent.actor_target, agent.critic_target)
+    ]
+    online_before = [p.detach().clone() for p in agent.critic.parameters()]
+    agent.update(random_batch(8, seed=2))
+    assert any(
+        not torch.equal(p, b) for p, b in zip(agent.critic.parameters(), online_before, strict=True)
+    )
+    for target, online, before in zip(
+        (agent.actor_target, agent.critic_target),
+        (agent.actor, agent.critic),
+        targets_before,
+        strict=True,
+    ):
+        for t, o, b in zip(target.parameters(), online.parameters(), before, strict=True):
+            torch.testing.assert_close(t, 0.05 * o + 0.95 * b, rtol=0, atol=1e-6)
+            assert t.grad is None
+
+
+def test_critic_weight_decay_is_applied() -> None:
+    assert (
+        small_agent(critic_weight_decay=0.01).critic_optimizer.param_groups[0]["weight_decay"]
+        == 0.01
+    )
+    assert small_agent().actor_optimizer.param_groups[0]["weight_decay"] == 0.0
