@@ -1,0 +1,448 @@
+"""The DDPG controller node: acts on a ros2_control robot and learns from it while it acts.
+
+State in: ``joint_states`` (matched by joint name) and the task's signal topics. Command out:
+``<controller_name>/commands`` (std_msgs/Float64MultiArray), reliable. Each new state closes the
+previous transition (s, a, r, s', terminated), which goes to the replay buffer; the next action is
+μ(s) plus exploration noise while training, μ(s) alone in evaluation episodes. The DDPG updates run
+in a background thread (``BackgroundLearner``) so the control loop never waits for one, except in
+lockstep, where the simulator waits for the configured number of updates per step.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import PointStamped
+from rclpy.clock import Clock, ClockType
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import Trigger
+
+from ddpg_controller.latency import LatencyMeter
+from ddpg_controller.learner import BackgroundLearner
+from ddpg_controller.learning.checkpoint import load_checkpoint, save_checkpoint
+from ddpg_controller.learning.config import DDPGConfig
+from ddpg_controller.learning.ddpg import DDPG
+from ddpg_controller.learning.export import export_policy
+from ddpg_controller.ros_common import (
+    COMMAND_QOS,
+    STATE_QOS,
+    joint_state_by_name,
+    spin_until_shutdown,
+    stamp_to_ns,
+)
+from ddpg_controller.ros_params import declare_all, declare_dataclass
+from ddpg_controller.run_directory import RunDirectory
+from ddpg_controller.sim.tasks import RobotState, make_task
+from ddpg_controller.state_assembly import StateAssembler
+
+PARAMETERS = {
+    "task": ("pendulum", "Task whose observation, reward and bounds the controller uses."),
+    "controller_name": ("", "ros2_control controller to command; empty = the task's default."),
+    "reset_service": ("sim/reset", "std_srvs/Trigger service that starts a new episode."),
+    "training": (True, "Learn and explore (true), or act with mu(s) only and learn nothing."),
+    "lockstep": (True, "The simulator steps once per command: hold the updates-per-step ratio."),
+    "total_steps": (20_000, "Environment steps to train for; then evaluate, export and stop."),
+    "seed": (0, "Seed of networks, noise, replay sampling and warm-up actions."),
+    "run_dir": ("", "Run directory; empty = runs/<task>-<date>-<time>."),
+    "resume": (False, "Continue from <run_dir>/checkpoints/last.pt."),
+    "eval_every_steps": (2_000, "Environment steps between deterministic evaluations; 0 = none."),
+    "eval_episodes": (5, "Episodes per periodic evaluation."),
+    "final_eval_episodes": (10, "Episodes of the evaluation at the end of training."),
+    "checkpoint_every_steps": (5_000, "Environment steps between checkpoints (at episode ends)."),
+    "save_replay": (True, "Also checkpoint the replay buffer (its own file; 1e6 x 20-D ~ 0.2 GB)."),
+    "policy_sync_every": (1, "Learner updates between refreshes of the acting policy copy."),
+    "torch_threads": (1, "Torch CPU threads of the learner; leave a core for the control loop."),
+    "shutdown_when_done": (True, "Shut the node down after training's final evaluation."),
+}
+
+
+@dataclass
+class _Step:
+    """What the controller remembers of the last state it acted on."""
+
+    stamp_ns: int
+    state: RobotState
+    observation: np.ndarray
+    action: np.ndarray
+
+
+class DDPGControllerNode(Node):
+    def __init__(self) -> None:
+        super().__init__("controller")
+        self.settings = declare_all(self, PARAMETERS)
+        self.config = DDPGConfig.from_dict(declare_dataclass(self, "ddpg", DDPGConfig))
+        self.task = make_task(self.settings["task"])
+        controller = self.settings["controller_name"] or self.task.controller_name
+        torch_threads = self.settings["torch_threads"]
+        if torch_threads > 0:
+            import torch
+
+            torch.set_num_threads(torch_threads)
+
+        self.agent = DDPG(
+            self.task.observation_dim,
+            self.task.action_dim,
+            self.task.action_low,
+            self.task.action_high,
+            self.config,
+            seed=self.settings["seed"],
+        )
+        self.run = RunDirectory(self.settings["run_dir"] or _default_run_dir(self.task.name))
+        self.env_steps = 0
+        self.episodes = 0
+        self.next_eval = self.settings["eval_every_steps"] or math.inf
+        self.next_checkpoint = self.settings["checkpoint_every_steps"] or math.inf
+        if self.settings["resume"]:
+            self._resume()
+        self.run.write_config(
+            {**self.settings, "controller_name": controller, "ddpg": self.config.to_dict()}
+        )
+
+        self.learner = BackgroundLearner(
+            self.agent,
+            lockstep=self.settings["lockstep"],
+            sync_every=self.settings["policy_sync_every"],
+            on_progress=self._on_learner_progress,
+        )
+        # Control latency: state received -> command ready, published at once in real time. In
+        # lockstep the command then waits for the learner's updates: reported as lockstep_wait.
+        self.latency = LatencyMeter()
+        self.lockstep_wait = LatencyMeter()
+        self.assembler = StateAssembler(self.task.signal_names, self.settings["lockstep"])
+        self.period_ns = round(self.task.control_period * 1e9)
+        self.dropped_transitions = 0
+        self.started = time.monotonic()
+
+        # Episode bookkeeping.
+        self.last: _Step | None = None
+        self.episode_step = 0
+        self.episode_return = 0.0
+        self.evaluating = 0  # evaluation episodes still to run
+        self.eval_returns: list[float] = []
+        self.eval_history: list[tuple[int, float]] = []  # (env step, mean evaluation return)
+        self.final_eval = False
+        self.episode_start_ns: int | None = None  # None while a reset is under way
+        self.deferred_state: tuple[int, RobotState, float] | None = None
+        self.failure_reported = False
+        self.pending_command: tuple[np.ndarray, float] | None = None  # held in lockstep
+        self.pending_lock = threading.Lock()  # the learner thread may publish a held command
+        if self.settings["training"] and self.env_steps == 0 and self.settings["eval_every_steps"]:
+            self._begin_evaluation(self.settings["eval_episodes"])  # the untrained policy's score
+        self.done = False
+
+        self.command_publisher = self.create_publisher(
+            Float64MultiArray, f"{controller}/commands", COMMAND_QOS
+        )
+        # Signal subscriptions first: when both are ready the executor serves them in this order.
+        for name in self.task.signal_names:
+            self.create_subscription(PointStamped, name, partial(self._on_signal, name), STATE_QOS)
+        self.create_subscription(JointState, "joint_states", self._on_joint_states, STATE_QOS)
+        self.reset_client = self.create_client(Trigger, self.settings["reset_service"])
+        # On the steady clock: with use_sim_time, /clock stands still until the first command.
+        self.start_timer = self.create_timer(
+            0.2, self._start, clock=Clock(clock_type=ClockType.STEADY_TIME)
+        )
+        self.learner.start()
+        self.get_logger().info(
+            f"task {self.task.name}: {self.task.observation_dim} observations, "
+            f"{self.task.action_dim} actions on {controller}/commands; run dir {self.run.path}; "
+            f"device {self.agent.device}; training={self.settings['training']}"
+        )
+
+    # ---- episodes ------------------------------------------------------------------------------
+    def _start(self) -> None:
+        if self.reset_client.service_is_ready():
+            self.start_timer.cancel()
+            self._request_reset()
+
+    def _request_reset(self) -> None:
+        self.episode_start_ns = None
+        self.deferred_state = None
+        self.last = None
+        self.reset_client.call_async(Trigger.Request()).add_done_callback(self._on_reset_done)
+
+    def _on_reset_done(self, future) -> None:
+        response = future.result()
+        fields = dict(item.split("=", 1) for item in response.message.split())
+        self.episode_start_ns = int(fields["stamp_ns"])
+        self.episode_step = 0
+        self.episode_return = 0.0
+        self.agent.reset_noise()
+        # The simulator publishes the first state before it answers; it may be here already.
+        deferred, self.deferred_state = self.deferred_state, None
+        if deferred is not None:
+            self._on_state(*deferred)
+
+    def _end_episode(self) -> None:
+        kind = "eval" if self.evaluating else "train"
+        self.episodes += 1
+        self._log_metrics(kind, self.episode_return)
+        if self.evaluating:
+            self.eval_returns.append(self.episode_return)
+            self.evaluating -= 1
+            if not self.evaluating:
+                self._finish_evaluation()
+        elif self.settings["training"]:
+            self._schedule_after_training_episode()
+        if self.done:
+            return
+        self._request_reset()
+
+    def _schedule_after_training_episode(self) -> None:
+        if self.env_steps >= self.next_checkpoint:
+            self.next_checkpoint += self.settings["checkpoint_every_steps"]
+            self.save_checkpoint()
+        if self.env_steps >= self.settings["total_steps"]:
+            self.final_eval = True
+            self._begin_evaluation(self.settings["final_eval_episodes"])
+        elif self.env_steps >= self.next_eval:
+            self.next_eval += self.settings["eval_every_steps"]
+            self._begin_evaluation(self.settings["eval_episodes"])
+
+    def _begin_evaluation(self, episodes: int) -> None:
+        self.evaluating = max(1, episodes)
+        self.eval_returns = []
+
+    def _finish_evaluation(self) -> None:
+        mean = float(np.mean(self.eval_returns))
+        self.get_logger().info(
+            f"evaluation at step {self.env_steps}: return {mean:.1f} "
+            f"± {np.std(self.eval_returns):.1f} over {len(self.eval_returns)} episodes"
+        )
+        self._log_metrics("eval_mean", mean)
+        self.eval_history.append((self.env_steps, mean))
+        if self.final_eval:
+            self.finish(mean)
+
+    # ---- control loop --------------------------------------------------------------------------
+    def _on_signal(self, name: str, msg: PointStamped) -> None:
+        value = np.array([msg.point.x, msg.point.y, msg.point.z])
+        complete = self.assembler.add_signal(name, stamp_to_ns(msg.header.stamp), value)
+        if complete is not None:
+            self._on_state(*complete, received=time.perf_counter())
+
+    def _on_joint_states(self, msg: JointState) -> None:
+        received = time.perf_counter()
+        try:
+            position, velocity = joint_state_by_name(msg, self.task.joint_names)
+        except (KeyError, ValueError) as error:
+            self.get_logger().error(str(error), throttle_duration_sec=1.0)
+            return
+        complete = self.assembler.add_joints(stamp_to_ns(msg.header.stamp), position, velocity)
+        if complete is not None:
+            self._on_state(*complete, received=received)
+
+    def _on_state(self, stamp_ns: int, state: RobotState, received: float) -> None:
+        if self.done:
+            return
+        if self.episode_start_ns is None:
+            self.deferred_state = (stamp_ns, state, received)  # the reset has not answered yet
+            return
+        if stamp_ns < self.episode_start_ns:
+            return  # a state of the episode before the reset
+        if self.last is not None and stamp_ns <= self.last.stamp_ns:
+            return  # duplicate or out of order: never act twice on one state
+        observation = self.task.observation(state)
+        finite = all(np.isfinite(v).all() for v in (state.position, state.velocity, observation))
+        if not finite:
+            self.get_logger().error("non-finite robot state: safe command", throttle_duration_sec=1)
+            self.last = None  # no transition across the bad state
+            self._publish(np.zeros(self.task.action_dim), received)
+            return
+        if self.last is not None:
+            if stamp_ns - self.last.stamp_ns > 1.5 * self.period_ns:
+                self.dropped_transitions += 1  # a gap in the stream: no transition across it
+            elif self._close_transition(state, observation):
+                return  # the episode ended; a reset is under way
+        action = self._choose_action(observation)
+        self.last = _Step(stamp_ns, state, observation, action)
+        self._publish(action, received)
+
+    def _close_transition(self, state: RobotState, observation: np.ndarray) -> bool:
+        """Record (s, a, r, s', terminated); True when the episode ends here."""
+        last = self.last
+        reward = self.task.reward(last.state, last.action, state)
+        terminated = self.task.terminated(state)
+        self.episode_return += reward
+        self.episode_step += 1
+        learning = self.settings["training"] and not self.evaluating
+        if learning:
+            self.agent.observe(last.observation, last.action, reward, observation, terminated)
+            self.env_steps += 1
+            self.learner.notify()
+        if terminated or self.episode_step >= self.task.max_episode_steps:
+            self.last = None
+            self._end_episode()
+            return True
+        return False
+
+    def _choose_action(self, observation: np.ndarray) -> np.ndarray:
+        if self.learner.failure is not None:
+            return np.zeros(self.task.action_dim)  # safe command: the learner has died
+        explore = self.settings["training"] and not self.evaluating
+        return self.agent.act(observation, explore=explore, policy=self.learner.policy)
+
+    def _publish(self, action: np.ndarray, received: float) -> None:
+        ready = time.perf_counter()
+        self.latency.record(ready - received)
+        with self.pending_lock:
+            self.pending_command = (action, ready)
+        self._publish_if_caught_up()
+
+    def _publish_if_caught_up(self) -> None:
+        """Publish the held command once the learner owes no update (from either thread)."""
+        with self.pending_lock:
+            if self.pending_command is None or not self.learner.caught_up():
+                return
+            action, ready = self.pending_command
+            self.pending_command = None
+            self.command_publisher.publish(Float64MultiArray(data=action.tolist()))
+        self.lockstep_wait.record(time.perf_counter() - ready)
+
+    def _on_learner_progress(self) -> None:
+        """Called in the learner thread after each update, or once when it has died.
+
+        The EventsExecutor supports no guard conditions, and publishing is thread-safe, so the
+        learner publishes a command it was holding up itself.
+        """
+        if self.learner.failure is not None and not self.failure_reported:
+            self.failure_reported = True
+            self.get_logger().error(
+                "the learner thread died; exploring stops and safe commands are published:\n"
+                + self.learner.failure
+            )
+        self._publish_if_caught_up()
+
+    # ---- files ---------------------------------------------------------------------------------
+    def _log_metrics(self, kind: str, episode_return: float) -> None:
+        latency = self.latency.summary_ms()
+        losses = self.learner.last_losses
+        self.run.append_metrics(
+            {
+                "step": self.env_steps,
+                "episode": self.episodes,
+                "kind": kind,
+                "return": float(episode_return),
+                "critic_loss": losses.get("critic_loss"),
+                "actor_loss": losses.get("actor_loss"),
+                "updates": self.agent.num_updates,
+                "updates_per_s": self.learner.updates_per_second(),
+                "latency_p50_ms": latency["p50"],
+                "latency_p99_ms": latency["p99"],
+                "wall_time_s": time.monotonic() - self.started,
+            }
+        )
+
+    def save_checkpoint(self) -> None:
+        with self.learner.paused():
+            save_checkpoint(
+                self.run.checkpoint,
+                self.agent,
+                extra={"env_steps": self.env_steps, "episodes": self.episodes},
+                include_replay=self.settings["save_replay"],
+            )
+        self.get_logger().info(f"checkpoint at step {self.env_steps}: {self.run.checkpoint}")
+
+    def _resume(self) -> None:
+        if not self.run.checkpoint.exists():
+            raise FileNotFoundError(f"resume: no checkpoint at {self.run.checkpoint}")
+        extra = load_checkpoint(self.run.checkpoint, self.agent)
+        self.env_steps = int(extra["env_steps"])
+        self.episodes = int(extra["episodes"])
+        every_eval = self.settings["eval_every_steps"]
+        every_checkpoint = self.settings["checkpoint_every_steps"]
+        if every_eval:
+            self.next_eval = (self.env_steps // every_eval + 1) * every_eval
+        if every_checkpoint:
+            self.next_checkpoint = (self.env_steps // every_checkpoint + 1) * every_checkpoint
+        self.get_logger().info(f"resumed at step {self.env_steps} from {self.run.checkpoint}")
+
+    def finish(self, final_eval_return: float) -> None:
+        """Training is over: checkpoint, export the deterministic policy, plot, summarise."""
+        self.done = True
+        self.learner.stop()
+        self.save_checkpoint()
+        export_policy(self.run.policy, self.agent, self._policy_metadata())
+        self.run.plot_learning_curve(f"DDPG on {self.task.name}")
+        wall = time.monotonic() - self.started
+        latency = self.latency.summary_ms()
+        summary = {
+            "task": self.task.name,
+            "seed": self.settings["seed"],
+            "env_steps": self.env_steps,
+            "updates": self.agent.num_updates,
+            "updates_per_env_step": self.agent.num_updates / max(1, self.env_steps),
+            "final_eval_return": final_eval_return,
+            "eval_history": [[step, value] for step, value in self.eval_history],
+            "solved_threshold": self.task.solved_threshold,
+            "solved": final_eval_return >= self.task.solved_threshold,
+            "wall_time_s": wall,
+            "env_steps_per_s": self.env_steps / wall,
+            "latency_p50_ms": latency["p50"],
+            "latency_p99_ms": latency["p99"],
+            "latency_max_ms": latency["max"],
+            "lockstep_wait_p50_ms": self.lockstep_wait.percentile_ms(50),
+            "lockstep_wait_p99_ms": self.lockstep_wait.percentile_ms(99),
+            "dropped_transitions": self.dropped_transitions,
+            "policy": str(self.run.policy),
+        }
+        self.run.write_summary(summary)
+        self.get_logger().info(f"training done: {summary}")
+        if self.settings["shutdown_when_done"]:
+            rclpy.try_shutdown()
+
+    def _policy_metadata(self) -> dict:
+        return {
+            "task": self.task.name,
+            "observation_names": list(self.task.observation_names),
+            "joint_names": list(self.task.joint_names),
+            "signal_names": list(self.task.signal_names),
+            "command_interface": self.task.command_interface,
+            "action_low": self.task.action_low.tolist(),
+            "action_high": self.task.action_high.tolist(),
+            "control_rate_hz": 1.0 / self.task.control_period,
+            "env_steps": self.env_steps,
+        }
+
+    def close(self) -> None:
+        """On Ctrl-C: stop the learner, then checkpoint, so nothing learned is lost."""
+        if not self.done:
+            self.learner.stop()
+            self.save_checkpoint()
+        self.run.close()
+
+
+def _default_run_dir(task: str) -> Path:
+    return Path("runs") / f"{task}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args)
+    try:
+        node = DDPGControllerNode()
+    except (ValueError, FileNotFoundError) as error:  # a bad parameter: say which, no traceback
+        print(f"controller_node: {error}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
+    try:
+        spin_until_shutdown(node)
+    finally:
+        node.close()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""``ddpg-train`` (``./run train``): the two nodes of ``launch/train.launch.py``, without a distro.
+
+It starts the same executables with the same parameter file and arguments as the launch file (a
+test keeps the two in agreement), each in its own process talking over DDS, shows progress from the
+run's ``metrics.csv``, and prints the run's summary when the controller finishes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+
+from ddpg_controller.processes import NodeProcess
+from ddpg_controller.ros_common import find_packages_in_this_prefix, isolate_ros_traffic
+from ddpg_controller.run_directory import RunDirectory
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node of a launch: the same fields ``launch_ros.actions.Node`` takes."""
+
+    executable: str
+    name: str
+
+
+SIM_NODE = NodeSpec(executable="sim_node", name="sim")
+CONTROLLER_NODE = NodeSpec(executable="controller_node", name="controller")
+TRAIN_NODES = (SIM_NODE, CONTROLLER_NODE)
+
+
+def package_config(task: str) -> Path:
+    """``share/ddpg_controller/config/<task>.yaml``, found through the ament index."""
+    from ament_index_python.packages import get_package_share_directory
+
+    path = Path(get_package_share_directory("ddpg_controller")) / "config" / f"{task}.yaml"
+    if not path.exists():
+        known = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise SystemExit(f"no config for task {task!r} at {path}; configs: {known}")
+    return path
+
+
+def executable(name: str) -> str:
+    """A console script installed beside this Python (a venv's bin/, or lib/ddpg_controller/)."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if found is None:
+        raise SystemExit(f"executable {name!r} not found beside {sys.executable} nor on PATH")
+    return found
+
+
+def node_command(
+    spec: NodeSpec, params_file: Path, overrides: dict[str, object], namespace: str = ""
+) -> list[str]:
+    """The command line ``ros2 launch`` would build for ``spec``."""
+    command = [executable(spec.executable), "--ros-args", "-r", f"__node:={spec.name}"]
+    if namespace:
+        command += ["-r", f"__ns:=/{namespace.strip('/')}"]
+    command += ["--params-file", str(params_file)]
+    for key, value in overrides.items():
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        command += ["-p", f"{key}:={text}"]
+    return command
+
+
+def launch_parameters(spec: NodeSpec, args: argparse.Namespace, run_dir: Path) -> dict:
+    """The per-node parameters ``launch/train.launch.py`` sets from its arguments."""
+    if spec == SIM_NODE:
+        return {"task": args.task, "seed": args.seed}
+    return {
+        "task": args.task,
+        "seed": args.seed,
+        "run_dir": str(run_dir.resolve()),
+        "use_sim_time": True,
+    }
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="ddpg-train", description=__doc__.split("\n")[0])
+    parser.add_argument("--task", default="pendulum", help="task (config/<task>.yaml)")
+    parser.add_argument("--config", type=Path, help="parameter file (default: the task's)")
+    parser.add_argument("--steps", type=int, help="environment steps (default: the config's)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--run-dir", type=Path, help="default: runs/<task>-s<seed>-<time>")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    parser.add_argument("--namespace", default="", help="ROS namespace of both nodes")
+    parser.add_argument("--quiet", action="store_true", help="no progress line")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    find_packages_in_this_prefix()
+    config = args.config or package_config(args.task)
+    if not config.exists():
+        raise SystemExit(f"parameter file not found: {config}")
+    if args.resume and args.run_dir is None:
+        raise SystemExit("--resume needs --run-dir")
+    run_dir = (
+        args.run_dir or Path("runs") / f"{args.task}-s{args.seed}-{datetime.now():%m%d-%H%M%S}"
+    )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if "ROS_DOMAIN_ID" not in os.environ:
+        isolate_ros_traffic()
+    total_steps = args.steps or _configured_steps(config)
+    extra = {"total_steps": total_steps, "resume": args.resume}
+    sim = NodeProcess(
+        node_command(SIM_NODE, config, launch_parameters(SIM_NODE, args, run_dir), args.namespace),
+        run_dir / "sim_node.log",
+    )
+    controller_parameters = {**launch_parameters(CONTROLLER_NODE, args, run_dir), **extra}
+    controller = NodeProcess(
+        node_command(CONTROLLER_NODE, config, controller_parameters, args.namespace),
+        run_dir / "controller_node.log",
+    )
+    print(f"[ddpg-train] task {args.task}, seed {args.seed}, {total_steps} steps -> {run_dir}")
+    print(f"[ddpg-train] ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID')}, logs in {run_dir}")
+    try:
+        _follow(RunDirectory(run_dir), controller, sim, total_steps, args.quiet)
+    except KeyboardInterrupt:
+        print("\n[ddpg-train] interrupted: the controller saves a checkpoint", file=sys.stderr)
+    finally:
+        code = controller.stop(timeout=60)
+        sim.stop()
+    summary = run_dir / "summary.yaml"
+    if code == 0 and summary.exists():
+        print(summary.read_text(), end="")
+        return 0
+    print(controller.output()[-3000:], file=sys.stderr)
+    print(f"[ddpg-train] controller exited with {code}; see {run_dir}", file=sys.stderr)
+    return code or 1
+
+
+def _configured_steps(config: Path) -> int:
+    document = yaml.safe_load(config.read_text()) or {}
+    for key, section in document.items():
+        if key.rsplit("/", 1)[-1] == "controller":
+            return int(section["ros__parameters"].get("total_steps", 20_000))
+    return 20_000
+
+
+def _follow(
+    run: RunDirectory, controller: NodeProcess, sim: NodeProcess, total: int, quiet: bool
+) -> None:
+    """Wait for the controller, printing a progress line from metrics.csv once a second."""
+    started = time.monotonic()
+    every = 1.0 if sys.stdout.isatty() else 10.0
+    last_print = 0.0
+    while controller.alive():
+        if not sim.alive():
+            raise SystemExit(f"the sim node exited:\n{sim.output()[-3000:]}")
+        time.sleep(0.5)
+        if quiet or time.monotonic() - last_print < every:
+            continue
+        last_print = time.monotonic()
+        rows = run.read_metrics()
+        train = [r for r in rows if r["kind"] == "train"]
+        evals = [r for r in rows if r["kind"] == "eval_mean"]
+        step = int(train[-1]["step"]) if train else 0
+        filled = int(30 * min(step, total) / total)
+        line = (
+            f"[{'#' * filled}{'.' * (30 - filled)}] {step}/{total} steps"
+            f" | return {_last(train, 'return')} | eval {_last(evals, 'return')}"
+            f" | {_last(train, 'updates_per_s')} updates/s | {time.monotonic() - started:.0f} s"
+        )
+        print(f"\r{line}", end="" if sys.stdout.isatty() else "\n", flush=True)
+    print()
+
+
+def _last(rows: list[dict[str, str]], key: str) -> str:
+    if not rows or not rows[-1][key]:
+        return "-"
+    return f"{float(rows[-1][key]):.1f}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""The PyBullet robot alone, with the interfaces of a ros2_control robot.
+
+    ros2 launch ddpg_controller sim.launch.py task:=arm_reach mode:=realtime
+
+Publishes ``joint_states`` and the task's signals, takes ``<controller>/commands``, offers
+``sim/reset``; in lockstep it also publishes ``/clock``.
+"""
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+
+def generate_launch_description() -> LaunchDescription:
+    task = LaunchConfiguration("task")
+    default_config = PathJoinSubstitution(
+        [FindPackageShare("ddpg_controller"), "config", [task, ".yaml"]]
+    )
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument("task", default_value="pendulum", description="Task to simulate"),
+            DeclareLaunchArgument(
+                "config", default_value=default_config, description="Parameter file"
+            ),
+            DeclareLaunchArgument(
+                "mode", default_value="realtime", description="'realtime' or 'lockstep'"
+            ),
+            DeclareLaunchArgument("seed", default_value="0", description="Episode seed"),
+            DeclareLaunchArgument("namespace", default_value="", description="Robot namespace"),
+            Node(
+                package="ddpg_controller",
+                executable="sim_node",
+                name="sim",
+                namespace=LaunchConfiguration("namespace"),
+                parameters=[
+                    LaunchConfiguration("config"),
+                    {
+                        "task": task,
+                        "mode": LaunchConfiguration("mode"),
+                        "seed": LaunchConfiguration("seed"),
+                    },
+                ],
+                output="screen",
+            ),
+        ]
+    )
