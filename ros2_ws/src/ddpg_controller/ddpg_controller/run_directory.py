@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from ddpg_controller.learning._atomic import atomic_write
+from ddpg_controller.learning.atomic import atomic_write
 
 METRICS_COLUMNS = (
     "step",

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ddpg_controller.learning._atomic import atomic_write
+from ddpg_controller.learning.atomic import atomic_write
 from ddpg_controller.learning.ddpg import DDPG
 
 CHECKPOINT_FORMAT = "ddpg_controller.checkpoint"

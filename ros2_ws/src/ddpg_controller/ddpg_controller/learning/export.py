@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ddpg_controller.learning._atomic import atomic_write
+from ddpg_controller.learning.atomic import atomic_write
 from ddpg_controller.learning.ddpg import DDPG
 from ddpg_controller.learning.policy import PolicyModule, numpy_call
 
