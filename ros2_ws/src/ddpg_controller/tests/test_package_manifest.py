@@ -1,0 +1,65 @@
+"""package.xml declares exactly what the package's code imports (rosdep installs from it)."""
+
+from __future__ import annotations
+
+import ast
+import sys
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1]
+
+# Python module -> the package.xml key (ROS package name or rosdep key) that provides it.
+PROVIDERS = {
+    "rclpy": "rclpy",
+    "std_msgs": "std_msgs",
+    "sensor_msgs": "sensor_msgs",
+    "geometry_msgs": "geometry_msgs",
+    "std_srvs": "std_srvs",
+    "rosgraph_msgs": "rosgraph_msgs",
+    "lifecycle_msgs": "lifecycle_msgs",
+    "rcl_interfaces": "rcl_interfaces",
+    "builtin_interfaces": "builtin_interfaces",
+    "ament_index_python": "ament_index_python",
+    "launch": "launch",
+    "launch_ros": "launch_ros",
+    "numpy": "python3-numpy",
+    "yaml": "python3-yaml",
+    "torch": "python3-torch",
+    "matplotlib": "python3-matplotlib",
+    "pybullet": "python3-pybullet-pip",
+    "pybullet_data": "python3-pybullet-pip",
+    "gymnasium": "python3-gymnasium-pip",
+}
+# Needed at run time without an import statement of ours: torch.utils.tensorboard imports it.
+INDIRECT = {"python3-tensorboard-pip"}
+
+
+def _imported_modules() -> set[str]:
+    sources = [*(PACKAGE / "ddpg_controller").rglob("*.py"), *(PACKAGE / "sim").rglob("*.py")]
+    sources += (PACKAGE / "launch").glob("*.launch.py")
+    modules: set[str] = set()
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                modules |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules.add(node.module.split(".")[0])
+    return {m for m in modules if m not in sys.stdlib_module_names and m != "ddpg_controller"}
+
+
+def test_exec_depends_match_the_imports() -> None:
+    manifest = ElementTree.parse(PACKAGE / "package.xml").getroot()
+    declared = {element.text for element in manifest.iter("exec_depend")}
+    imported = _imported_modules()
+    unknown = imported - set(PROVIDERS)
+    assert not unknown, f"add these imports to PROVIDERS and package.xml: {unknown}"
+    assert declared == {PROVIDERS[m] for m in imported} | INDIRECT
+
+
+def test_manifest_is_format_3_ament_python() -> None:
+    manifest = ElementTree.parse(PACKAGE / "package.xml").getroot()
+    assert manifest.get("format") == "3"
+    assert manifest.findtext("name") == "ddpg_controller"
+    assert manifest.find("export/build_type").text == "ament_python"
+    assert {e.text for e in manifest.iter("test_depend")} == {"python3-pytest"}
