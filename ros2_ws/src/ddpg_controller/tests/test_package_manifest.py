@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import ast
+import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
+
+import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1]
 
@@ -63,3 +66,21 @@ def test_manifest_is_format_3_ament_python() -> None:
     assert manifest.findtext("name") == "ddpg_controller"
     assert manifest.find("export/build_type").text == "ament_python"
     assert {e.text for e in manifest.iter("test_depend")} == {"python3-pytest"}
+
+
+@pytest.mark.parametrize(
+    ("module", "forbidden"),
+    [
+        ("ddpg_controller.learning.training", ("rclpy", "pybullet")),
+        ("ddpg_controller.learning.export", ("rclpy", "pybullet")),
+        ("ddpg_controller.sim.envs", ("torch", "rclpy")),
+    ],
+)
+def test_layers_stay_apart(module: str, forbidden: tuple[str, ...]) -> None:
+    """The learning core imports no ROS; the simulator imports no torch."""
+    code = (
+        f"import sys, {module}; "
+        f"bad = [m for m in {forbidden!r} if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
