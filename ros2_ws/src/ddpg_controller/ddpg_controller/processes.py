@@ -2,16 +2,27 @@
 
 Each child gets its own process group (so Ctrl-C in a terminal reaches this launcher only, which
 forwards SIGINT: background children of a non-interactive shell would otherwise ignore it) and is
-escalated to SIGKILL only if it does not exit in time.
+escalated to SIGKILL only if it does not exit in time. A child also gets SIGINT when its launcher
+dies, however it dies, so no node is left running without it.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _interrupt_when_parent_dies() -> None:
+    """Runs in the child before exec (Linux): SIGINT on the launcher's death."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGINT)
 
 
 class NodeProcess:
@@ -26,6 +37,7 @@ class NodeProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT if self._log else None,
             start_new_session=True,
+            preexec_fn=_interrupt_when_parent_dies,
         )
 
     def output(self) -> str:
