@@ -5,7 +5,9 @@ State in: ``joint_states`` (matched by joint name) and the task's signal topics.
 previous transition (s, a, r, s', terminated), which goes to the replay buffer; the next action is
 μ(s) plus exploration noise while training, μ(s) alone in evaluation episodes. The DDPG updates run
 in a background thread (``BackgroundLearner``) so the control loop never waits for one, except in
-lockstep, where the simulator waits for the configured number of updates per step.
+lockstep: there the state waits until the learner has done the updates owed for the steps so far,
+and only then is the action chosen, so every action comes from the policy after exactly the same
+updates, whatever the machine's speed (the simulation waits, which costs no simulated time).
 """
 
 from __future__ import annotations
@@ -68,6 +70,17 @@ PARAMETERS = {
 
 
 @dataclass
+class _Pending:
+    """A state the controller has yet to act on."""
+
+    stamp_ns: int
+    state: RobotState
+    observation: np.ndarray
+    received: float
+    safe: bool = False
+
+
+@dataclass
 class _Step:
     """What the controller remembers of the last state it acted on."""
 
@@ -115,8 +128,9 @@ class DDPGControllerNode(Node):
             sync_every=self.settings["policy_sync_every"],
             on_progress=self._on_learner_progress,
         )
-        # Control latency: state received -> command ready, published at once in real time. In
-        # lockstep the command then waits for the learner's updates: reported as lockstep_wait.
+        # Control latency: from the moment the controller may act on a state to the command's
+        # publication. In real time that is from the state's arrival; in lockstep the state first
+        # waits for the learner's owed updates, reported apart as lockstep_wait.
         self.latency = LatencyMeter()
         self.lockstep_wait = LatencyMeter()
         self.assembler = StateAssembler(self.task.signal_names, self.settings["lockstep"])
@@ -135,8 +149,8 @@ class DDPGControllerNode(Node):
         self.episode_start_ns: int | None = None  # None while a reset is under way
         self.deferred_state: tuple[int, RobotState, float] | None = None
         self.failure_reported = False
-        self.pending_command: tuple[np.ndarray, float] | None = None  # held in lockstep
-        self.pending_lock = threading.Lock()  # the learner thread may publish a held command
+        self.pending_state: _Pending | None = None  # waits for the learner in lockstep
+        self.pending_lock = threading.Lock()  # the learner thread may act on a waiting state
         if self.settings["training"] and self.env_steps == 0 and self.settings["eval_every_steps"]:
             self._begin_evaluation(self.settings["eval_episodes"])  # the untrained policy's score
         self.done = False
@@ -258,16 +272,14 @@ class DDPGControllerNode(Node):
         if not finite:
             self.get_logger().error("non-finite robot state: safe command", throttle_duration_sec=1)
             self.last = None  # no transition across the bad state
-            self._publish(np.zeros(self.task.action_dim), received)
+            self._act_when_caught_up(_Pending(stamp_ns, state, observation, received, safe=True))
             return
         if self.last is not None:
             if stamp_ns - self.last.stamp_ns > 1.5 * self.period_ns:
                 self.dropped_transitions += 1  # a gap in the stream: no transition across it
             elif self._close_transition(state, observation):
                 return  # the episode ended; a reset is under way
-        action = self._choose_action(observation)
-        self.last = _Step(stamp_ns, state, observation, action)
-        self._publish(action, received)
+        self._act_when_caught_up(_Pending(stamp_ns, state, observation, received))
 
     def _close_transition(self, state: RobotState, observation: np.ndarray) -> bool:
         """Record (s, a, r, s', terminated); True when the episode ends here."""
@@ -287,28 +299,35 @@ class DDPGControllerNode(Node):
             return True
         return False
 
+    def _act_when_caught_up(self, pending: _Pending) -> None:
+        with self.pending_lock:
+            self.pending_state = pending
+        self._act_if_caught_up()
+
+    def _act_if_caught_up(self) -> None:
+        """Act on the waiting state once the learner owes no update (from either thread)."""
+        with self.pending_lock:
+            pending = self.pending_state
+            if pending is None or not self.learner.caught_up():
+                return
+            self.pending_state = None
+            start = time.perf_counter()
+            if pending.safe or self.learner.failure is not None:
+                action = np.zeros(self.task.action_dim)  # safe command
+            else:
+                action = self._choose_action(pending.observation)
+                self.last = _Step(pending.stamp_ns, pending.state, pending.observation, action)
+            self.command_publisher.publish(Float64MultiArray(data=action.tolist()))
+            published = time.perf_counter()
+        if self.settings["lockstep"]:
+            self.lockstep_wait.record(start - pending.received)
+            self.latency.record(published - start)
+        else:
+            self.latency.record(published - pending.received)
+
     def _choose_action(self, observation: np.ndarray) -> np.ndarray:
-        if self.learner.failure is not None:
-            return np.zeros(self.task.action_dim)  # safe command: the learner has died
         explore = self.settings["training"] and not self.evaluating
         return self.agent.act(observation, explore=explore, policy=self.learner.policy)
-
-    def _publish(self, action: np.ndarray, received: float) -> None:
-        ready = time.perf_counter()
-        self.latency.record(ready - received)
-        with self.pending_lock:
-            self.pending_command = (action, ready)
-        self._publish_if_caught_up()
-
-    def _publish_if_caught_up(self) -> None:
-        """Publish the held command once the learner owes no update (from either thread)."""
-        with self.pending_lock:
-            if self.pending_command is None or not self.learner.caught_up():
-                return
-            action, ready = self.pending_command
-            self.pending_command = None
-            self.command_publisher.publish(Float64MultiArray(data=action.tolist()))
-        self.lockstep_wait.record(time.perf_counter() - ready)
 
     def _on_learner_progress(self) -> None:
         """Called in the learner thread after each update, or once when it has died.
@@ -322,7 +341,7 @@ class DDPGControllerNode(Node):
                 "the learner thread died; exploring stops and safe commands are published:\n"
                 + self.learner.failure
             )
-        self._publish_if_caught_up()
+        self._act_if_caught_up()
 
     # ---- files ---------------------------------------------------------------------------------
     def _log_metrics(self, kind: str, episode_return: float) -> None:
