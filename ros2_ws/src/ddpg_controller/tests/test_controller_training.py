@@ -42,9 +42,10 @@ def test_pendulum_training_through_ros_clearly_beats_the_untrained_policy(tmp_pa
     untrained_step, untrained = summary["eval_history"][0]
     assert untrained_step == 0
     final = summary["final_eval_return"]
-    # Untrained: about -1,000 to -20,000 (it spins the pendulum). After 6,000 steps: near -200.
+    # Untrained: about -1,200 (it lets the pendulum hang or spins it). Lockstep makes the run
+    # deterministic: seed 0 scores about -190 after 6,000 steps (seeds 1, 2: -235, -128).
     assert final > untrained + 500, summary["eval_history"]
-    assert final > -450, summary["eval_history"]
+    assert final > -600, summary["eval_history"]
 
     # Lockstep holds the updates-per-step ratio exactly: 1 update per step once the 1,000
     # warm-up steps are in the buffer.
