@@ -77,11 +77,16 @@ class RunDirectory:
 
         rows = self.read_metrics()
         figure, axes = plt.subplots(figsize=(7, 4))
-        for kind, style in (("train", "-"), ("eval", "o-")):
+        for kind, style, label in (
+            ("train", "-", "training episode"),
+            ("eval_mean", "o-", "deterministic evaluation (mean)"),
+        ):
             points = [(int(r["step"]), float(r["return"])) for r in rows if r["kind"] == kind]
             if points:
                 steps, returns = zip(*points, strict=True)
-                axes.plot(steps, returns, style, label=f"{kind} return", alpha=0.8)
+                axes.plot(steps, returns, style, label=label, alpha=0.8)
+        # Early episodes can score 100x worse than late ones: a symmetric log scale shows both.
+        axes.set_yscale("symlog", linthresh=100.0)
         axes.set_xlabel("environment steps")
         axes.set_ylabel("episode return")
         axes.set_title(title)
