@@ -1,0 +1,97 @@
+"""``python -m bench [BENCHMARK ...] [--quick] [--seeds N]``: run benchmarks, write the report.
+
+Benchmarks: learning (1 and 2), update-step (3), ros (4), memory (5); none named = all.
+``report`` only rebuilds ``bench/results/<date>.md`` from the JSON already there.
+``--quick`` uses tiny budgets to check that the suite works; its files are tagged
+``<date>-quick`` so they never overwrite a full run's results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from bench import common, report
+
+BENCHMARKS = ("learning", "update-step", "ros", "memory")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "benchmarks", nargs="*", help=f"any of {', '.join(BENCHMARKS)}, all, report (default: all)"
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny budgets: check the suite works")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (learning; default 3)")
+    parser.add_argument("--env", help="learning: only envs whose id contains this text")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="learning runs at a time (default 2)"
+    )
+    parser.add_argument("--tag", help="results file tag (default: today's UTC date [-quick])")
+    args = parser.parse_args(argv)
+    unknown = set(args.benchmarks) - {*BENCHMARKS, "all", "report"}
+    if unknown:
+        parser.error(f"unknown benchmark(s) {sorted(unknown)}; choose from {BENCHMARKS}")
+    tag = args.tag or (common.today() + ("-quick" if args.quick else ""))
+    chosen = [b for b in args.benchmarks if b not in ("all", "report")]
+    if not args.benchmarks or "all" in args.benchmarks:
+        chosen = list(BENCHMARKS)
+    machine = common.machine_info()
+    runtime = common.load_result("runtime", tag) or {}
+    start_all = time.perf_counter()
+    for name in chosen:
+        start = time.perf_counter()
+        if name == "learning":
+            from bench import learning
+
+            seeds = list(range(args.seeds))
+            config = {
+                "seeds": seeds,
+                "quick": args.quick,
+                "env_filter": args.env,
+                "workers": args.workers,
+                "budgets": {
+                    s.env_id: s.quick_steps if args.quick else s.steps for s in learning.ENVS
+                },
+            }
+            common.print_header("learning (benchmarks 1 and 2)", config, machine)
+            data = learning.run(args.quick, seeds, args.env, args.workers)
+        elif name == "update-step":
+            from bench import update_step
+
+            common.print_header(
+                "update step (benchmark 3)",
+                {"quick": args.quick, "nets": "400-300", "batches": [64, 256], "obs/act": [20, 7]},
+                machine,
+            )
+            data = update_step.run(args.quick)
+        elif name == "ros":
+            from bench import ros_bench
+
+            common.print_header(
+                "ROS 2 (benchmark 4)", {"quick": args.quick, "task": "pendulum", "seed": 0}, machine
+            )
+            data = ros_bench.run(args.quick)
+        else:
+            from bench import memory
+
+            common.print_header(
+                "memory (benchmark 5)",
+                {"size": memory.SIZE, "obs": memory.OBS, "act": memory.ACT},
+                machine,
+            )
+            data = memory.run(args.quick)
+        data["machine"] = machine
+        data["elapsed_s"] = data.get("elapsed_s", time.perf_counter() - start)
+        runtime[name] = time.perf_counter() - start
+        common.save_result(name, data, tag)
+    if chosen:
+        runtime["total (this invocation)"] = time.perf_counter() - start_all
+        common.save_result("runtime", runtime, tag)
+    report.build(tag)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

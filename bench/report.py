@@ -1,0 +1,446 @@
+"""Builds ``bench/results/<tag>.md`` (and PNG plots) from the JSON results of one tag."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.common import RESULTS, load_result, mean_std
+
+TARGET_UPDATES_RATIO = 2.0
+TARGET_ROS_RATIO = 0.5
+TARGET_P99_MS = 2.0
+
+
+def _header(*cols: str) -> str:
+    """A markdown table header and its separator line."""
+    return "| " + " | ".join(cols) + " |\n" + "|---" * len(cols) + "|"
+
+
+def _pf(ok: bool) -> str:
+    return "**PASS**" if ok else "**MISS**"
+
+
+def _plot_learning(tag: str, env: str, runs: list[dict[str, Any]]) -> str | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for impl, label, color in (
+        ("ours", "ddpg_controller", "tab:blue"),
+        ("sb3", "SB3 DDPG", "tab:orange"),
+    ):
+        curves = [r["curve"] for r in runs if r["impl"] == impl]
+        if not curves:
+            continue
+        steps = [s for s, _ in curves[0]]
+        n = min(len(c) for c in curves)
+        values = np.array([[v for _, v in c[:n]] for c in curves])
+        mean, std = values.mean(0), values.std(0)
+        ax.plot(steps[:n], mean, label=f"{label} ({len(curves)} seeds)", color=color)
+        ax.fill_between(steps[:n], mean - std, mean + std, color=color, alpha=0.2)
+    ax.set_title(f"{env}: deterministic eval return (10 episodes), mean ± std")
+    ax.title.set_fontsize(9)
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("return")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    name = f"{tag}-learning-{env.replace('/', '_')}.png"
+    fig.savefig(RESULTS / name, dpi=100)
+    plt.close(fig)
+    return name
+
+
+def _machine(m: dict[str, Any] | None) -> str:
+    if not m:
+        return ""
+    return (
+        f"Machine: {m['cpu']}, {m['usable_cores']} usable cores ({m['logical_cores']} logical), "
+        f"GPU {m['cuda'] or 'none'}; Python {m['python']}, torch {m['torch']}, "
+        f"SB3 {m.get('stable_baselines3')}, gymnasium {m.get('gymnasium')}, "
+        f"pybullet-envs-gymnasium {m.get('pybullet_envs_gymnasium')}, "
+        f"pybullet {m.get('pybullet')}, "
+        f"rclpy {m.get('rclpy')}, numpy {m['numpy']}; "
+        f"load average at start {m.get('load_avg_at_start')}; git {m.get('git_commit')}.\n"
+    )
+
+
+def learning_section(
+    tag: str, data: dict[str, Any]
+) -> tuple[list[str], list[tuple[str, str, str, str]]]:
+    out, targets = [], []
+    runs = data["runs"]
+    out.append("## 1. Learning: same budget, same seeds\n")
+    out.append(_machine(data.get("machine")))
+    out.append(
+        f"Seeds {data['seeds']}; final score = mean undiscounted return of {data['eval_episodes']} "
+        "deterministic episodes (episode i reset with seed 1,000,000 + seed + i, the same for both "
+        f"libraries, `ddpg_controller.learning.training.evaluate`). {data['workers']} runs at a "
+        "time, "
+        "1 torch thread each, CPU. Table: mean ± std over seeds of the per-seed final score.\n"
+    )
+    out.append(
+        _header(
+            "env",
+            "budget (env steps)",
+            "ddpg_controller",
+            "SB3 DDPG",
+            "per seed (ours / SB3)",
+            "target: ours ≥ SB3",
+        )
+    )
+    for env, budget in data["budgets"].items():
+        ours = [r for r in runs if r["env"] == env and r["impl"] == "ours"]
+        sb3 = [r for r in runs if r["env"] == env and r["impl"] == "sb3"]
+        if not ours or not sb3:
+            continue
+        mo, so = mean_std([r["final_mean"] for r in ours])
+        ms, ss = mean_std([r["final_mean"] for r in sb3])
+        per_seed = ", ".join(
+            f"{a['final_mean']:.1f} / {b['final_mean']:.1f}"
+            for a, b in zip(
+                sorted(ours, key=lambda r: r["seed"]),
+                sorted(sb3, key=lambda r: r["seed"]),
+                strict=False,
+            )
+        )
+        ok = mo >= ms
+        out.append(
+            f"| {env} | {budget['steps']:,} | {mo:.1f} ± {so:.1f} | {ms:.1f} ± {ss:.1f} "
+            f"| {per_seed} | {_pf(ok)} |"
+        )
+        targets.append(
+            (
+                f"Return ≥ SB3 on {env} ({budget['steps']:,} steps)",
+                f"{mo:.1f} vs {ms:.1f}",
+                "≥ SB3",
+                _pf(ok),
+            )
+        )
+    out.append("")
+    out.append(
+        "Budgets: " + "; ".join(f"{e}: {b['note']}" for e, b in data["budgets"].items()) + ".\n"
+    )
+    for env, rows in data["hyperparameters"].items():
+        out.append(f"<details><summary>Hyperparameters, {env}</summary>\n")
+        out.append("| setting | ddpg_controller | SB3 DDPG |")
+        out.append("|---|---|---|")
+        out.extend(f"| {a} | {b} | {c} |" for a, b, c in rows)
+        out.append("\n</details>\n")
+    out.append(
+        "Differences that remain by design: this package's critic takes the action at its second "
+        "layer and initialises layers as the paper (fan-in uniform, final layer U[±3e-3]); SB3's "
+        "critic concatenates (obs, action) at the input with PyTorch's default init. The package "
+        "starts updating at step `max(warmup, batch)` (one more update per run than SB3). "
+        "Pendulum-v1 uses `config/gym_pendulum.yaml` unchanged; the Bullet envs override only "
+        "the nets (400-300, zoo/paper) and gamma (zoo: 0.98 Reacher).\n"
+    )
+    for env in data["budgets"]:
+        name = _plot_learning(tag, env, [r for r in runs if r["env"] == env])
+        if name:
+            out.append(f"![{env}]({name})\n")
+    out.append("## 2. Wall time of the same runs\n")
+    out.append("Training wall time per run, evaluation time excluded (mean ± std over seeds).\n")
+    out.append(
+        _header(
+            "env",
+            "ddpg_controller (s)",
+            "SB3 (s)",
+            "ratio ours / SB3",
+            "env steps/s ours / SB3",
+        )
+    )
+    for env, budget in data["budgets"].items():
+        ours = [r["train_wall_s"] for r in runs if r["env"] == env and r["impl"] == "ours"]
+        sb3 = [r["train_wall_s"] for r in runs if r["env"] == env and r["impl"] == "sb3"]
+        if not ours or not sb3:
+            continue
+        mo, so = mean_std(ours)
+        ms, ss = mean_std(sb3)
+        out.append(
+            f"| {env} | {mo:.1f} ± {so:.1f} | {ms:.1f} ± {ss:.1f} | {mo / ms:.2f} | "
+            f"{budget['steps'] / mo:.0f} / {budget['steps'] / ms:.0f} |"
+        )
+    out.append(f"\nLearning benchmark elapsed: {data['elapsed_s'] / 60:.1f} min.\n")
+    return out, targets
+
+
+def update_section(data: dict[str, Any]) -> tuple[list[str], list[tuple[str, str, str, str]]]:
+    targets: list[tuple[str, str, str, str]] = []
+    out = [
+        "## 3. Update step: training updates per second\n",
+        _machine(data.get("machine")),
+    ]
+    out.append(
+        f"400-300 actor and critic, {data['obs_dim']}-D observations, {data['action_dim']}-D "
+        "actions, "
+        f"replay prefilled with the same {data['prefill']:,} random transitions in both libraries. "
+        "ddpg_controller: `DDPG.train_step()` (replay.sample + make_batch + update); SB3: "
+        "`DDPG.train(gradient_steps=N, batch_size=B)`. Median of "
+        f"{data['repeats']} timings of N updates after 20 warm-up updates.\n"
+    )
+    out.append(
+        _header(
+            "device",
+            "torch threads",
+            "batch",
+            "ddpg_controller updates/s",
+            "SB3 updates/s",
+            "ratio",
+            "ours: sample+batch / update only (ms)",
+            "SB3 sample (ms)",
+            "target ≥ 2x (CPU)",
+        )
+    )
+    for r in data["rows"]:
+        ok = r["ratio"] >= TARGET_UPDATES_RATIO
+        cpu = r["device"] == "cpu"
+        out.append(
+            f"| {r['device']} | {r['threads']} | {r['batch']} | {r['ours_updates_per_s']:.0f} | "
+            f"{r['sb3_updates_per_s']:.0f} | {r['ratio']:.2f} | "
+            f"{r['ours']['sample_and_batch_s'] * 1e3:.2f} / "
+            f"{r['ours']['update_only_s'] * 1e3:.2f} | "
+            f"{r['sb3']['sample_and_batch_s'] * 1e3:.2f} | {_pf(ok) if cpu else 'n/a'} |"
+        )
+        if cpu:
+            targets.append(
+                (
+                    f"Updates/s ≥ 2x SB3 (CPU, {r['threads']} thread(s), batch {r['batch']})",
+                    f"x{r['ratio']:.2f}",
+                    "≥ x2.00",
+                    _pf(ok),
+                )
+            )
+    if data.get("variants"):
+        out.append(
+            "\nCandidate changes to the update step, measured here on copies of the agent "
+            "(the package is unchanged), 1 torch thread, rounds interleaved:\n"
+        )
+        out.append("| batch | variant | ms / update | speed-up vs current |")
+        out.append("|---|---|---|---|")
+        for v in data["variants"]:
+            out.append(f"| {v['batch']} | {v['variant']} | {v['ms']:.2f} | x{v['speedup']:.2f} |")
+    if data.get("profile"):
+        out.append(
+            "\ntorch.profiler, 50 `train_step()` calls, batch 256, 1 thread (top ops by self CPU "
+            "time):\n"
+        )
+        out.append("```\n" + data["profile"] + "\n```")
+    out.append("")
+    return out, targets
+
+
+def ros_section(data: dict[str, Any]) -> tuple[list[str], list[tuple[str, str, str, str]]]:
+    targets: list[tuple[str, str, str, str]] = []
+    out = ["## 4. Through ROS 2\n", _machine(data.get("machine"))]
+    out.append(
+        f"Pendulum, config/pendulum.yaml (256-256, batch 128, 1 torch thread in the controller), "
+        f"{data['steps']:,} env steps, seed {data['seed']}, no periodic evaluation. Throughput "
+        "over "
+        f"the same window for both (episode ends from step {data['window_start_step']} on: after "
+        "the "
+        "warm-up, before the final evaluation). ROS: `ddpg-train` (sim node + controller node, two "
+        "processes, lockstep). In-process: `training.train` on `ddpg_controller/Pendulum-v0`.\n"
+    )
+    out.append(
+        _header(
+            "mode",
+            "ROS 2 lockstep (env steps/s)",
+            "in-process (env steps/s)",
+            "ratio",
+            "updates (ROS / in-process)",
+            "latency p50 / p99 / max (ms)",
+            "lockstep wait p50 / p99 (ms)",
+        )
+    )
+    for key, label in (
+        ("learning", "with learning (1 update/step)"),
+        ("no_learning", "without learning (updates_per_step 0)"),
+    ):
+        d = data.get(key)
+        if not d:
+            continue
+        s = d["ros"].get("summary")
+        if s is None:
+            out.append(f"| {label} | error: {d['ros'].get('error', '')[:200]} | | | | | |")
+            continue
+        out.append(
+            f"| {label} | {d['ros_steps_per_s']:.0f} | {d['in_process_steps_per_s']:.0f} | "
+            f"{d['ratio']:.2f} | {s['updates']} / {d['in_process']['updates']} | "
+            f"{s['latency_p50_ms']:.2f} / {s['latency_p99_ms']:.2f} / {s['latency_max_ms']:.2f} | "
+            f"{s['lockstep_wait_p50_ms']:.2f} / {s['lockstep_wait_p99_ms']:.2f} |"
+        )
+        if key == "learning":
+            ok = d["ratio"] >= TARGET_ROS_RATIO
+            targets.append(
+                (
+                    "ROS lockstep with learning ≥ 0.5x in-process",
+                    f"x{d['ratio']:.2f}",
+                    "≥ x0.50",
+                    _pf(ok),
+                )
+            )
+            ok = s["latency_p99_ms"] < TARGET_P99_MS
+            targets.append(
+                (
+                    "p99 control latency with learning (lockstep, summary.yaml)",
+                    f"{s['latency_p99_ms']:.2f} ms",
+                    "< 2 ms",
+                    _pf(ok),
+                )
+            )
+    rt = data.get("rt", {})
+    out.append(
+        f"\n**Real time at {1 / rt.get('period_s', 0.002):.0f} Hz.** The package's sim node in "
+        "`mode:=realtime` with the pendulum's control period set to 2 ms (`bench/rt_sim.py` sets "
+        "`PendulumTask.control_period` before starting the unchanged `SimNode`; its wall-clock "
+        "timer publishes a state every period and holds the last command) and the controller node "
+        "with `lockstep: false` (the learner thread trains free-running). A period is *met* when a "
+        "command arrived after that period's state was published and before the next tick, "
+        "measured "
+        "in the sim process; the round trip is that arrival minus the publication. Episode ends "
+        "(200 periods = 0.4 s; the controller then calls the reset service) are also shown "
+        "excluded. The controller's own latency (state received -> command ready) is from its "
+        f"summary. {rt.get('duration_s')} s of control after the first command.\n"
+    )
+    out.append(
+        _header(
+            "run",
+            "periods",
+            "missed",
+            "missed (excl. episode resets)",
+            "round trip p50 / p99 / max (ms)",
+            "sim tick interval mean / p99 / max (ms)",
+            "controller latency p50 / p99 / max (ms)",
+            "updates",
+        )
+    )
+    for key, label in (
+        ("rt_learning", "with learning"),
+        ("rt_no_learning", "without learning (training: false)"),
+    ):
+        d = data.get(key)
+        if not d:
+            continue
+        if "error" in d:
+            out.append(f"| {label} | error: {str(d['error'])[:300]} | | | | | | |")
+            continue
+        c = d.get("controller_summary") or {}
+        rtt, tick = d["round_trip_ms"], d["tick_interval_ms"]
+        ctrl = (
+            f"{c['latency_p50_ms']:.2f} / {c['latency_p99_ms']:.2f} / {c['latency_max_ms']:.2f}"
+            if c
+            else "(no summary: stopped)"
+        )
+        out.append(
+            f"| {label} | {d['periods']} | {d['missed_fraction'] * 100:.1f}% | "
+            f"{d['missed_fraction_excluding_resets'] * 100:.1f}% | {rtt['p50']:.2f} / "
+            f"{rtt['p99']:.2f} / "
+            f"{rtt['max']:.2f} | {tick['mean']:.2f} / {tick['p99']:.2f} / {tick['max']:.2f} | "
+            f"{ctrl} | "
+            f"{c.get('updates', '-')} |"
+        )
+    out.append("")
+    return out, targets
+
+
+def memory_section(data: dict[str, Any]) -> list[str]:
+    from bench.memory import LABELS
+
+    out = [
+        "## 5. Memory: 1,000,000-transition replay, arm_reach sizes (20 obs, 7 actions)\n",
+        _machine(data.get("machine")),
+    ]
+    out.append(
+        "RSS (psutil) in a fresh process per case: after imports, after construction, after "
+        "writing "
+        "every row of the buffer. Float32 everywhere in both.\n"
+    )
+    out.append(
+        _header(
+            "case",
+            "RSS after imports (MB)",
+            "after construction (MB)",
+            "after filling (MB)",
+            "total increase (MB)",
+            "buffer arrays (MB)",
+        )
+    )
+    for r in data["rows"]:
+        out.append(
+            f"| {LABELS.get(r['case'], r['case'])} | {r['rss_before_mb']:.0f} | "
+            f"{r['built_mb']:.0f} | "
+            f"{r['rss_after_mb']:.0f} | {r['delta_mb']:.0f} | {r['buffer_arrays_mb']:.0f} |"
+        )
+    out.append(
+        "\nThis package stores obs, action, reward, next_obs, terminated (49 floats per "
+        "transition); "
+        "SB3's default layout adds a timeout flag (50); with `optimize_memory_usage=True` SB3 "
+        "keeps no "
+        "next observations (next_obs = obs of the following row), 29 floats. The agent's own "
+        "construction cost (networks, targets, Adam state, torch's first-use allocations) is the "
+        "difference between 'after imports' and 'after construction'.\n"
+    )
+    return out
+
+
+def build(tag: str) -> Path:
+    parts = [
+        f"# ddpg_controller benchmarks, {tag}\n",
+        "Generated by `python -m bench` (`./run bench`); raw JSON beside this file is git-ignored. "
+        "Rebuild this file from the JSON with `python -m bench report`. Subsets: "
+        "`./run bench learning|update-step|ros|memory`, `--quick` for tiny budgets "
+        "(tagged `<date>-quick`), `--seeds N`, `--env TEXT`.\n",
+        "What each benchmark measures: (1) final deterministic return after the same env-step "
+        "budget, same seeds, matched hyperparameters, this package vs SB3 DDPG; (2) the wall time "
+        "of those runs; (3) training updates per second on a prefilled replay, sampling included; "
+        "(4) lockstep env steps/s through ROS 2 vs in-process, control latency, and missed periods "
+        "at 500 Hz in real time; (5) resident memory of a filled 1e6-transition replay.\n",
+    ]
+    body: list[str] = []
+    targets: list[tuple[str, str, str, str]] = []
+    lr = load_result("learning", tag)
+    if lr:
+        o, t = learning_section(tag, lr)
+        body += o
+        targets += t
+    up = load_result("update-step", tag)
+    if up:
+        o, t = update_section(up)
+        body += o
+        targets += t
+    ros = load_result("ros", tag)
+    if ros:
+        o, t = ros_section(ros)
+        body += o
+        targets += t
+    mem = load_result("memory", tag)
+    if mem:
+        body += memory_section(mem)
+    parts.append("## Targets\n")
+    parts.append("| target | measured | goal | result |")
+    parts.append("|---|---|---|---|")
+    parts.extend(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in targets)
+    parts.append("")
+    runtime = load_result("runtime", tag)
+    if runtime:
+        parts.append(
+            "Run time of the benchmarks that produced this file: "
+            + ", ".join(f"{k} {v / 60:.1f} min" for k, v in runtime.items())
+            + ".\n"
+        )
+    # Causes of misses and suggested changes, written by hand after looking at the numbers.
+    findings = RESULTS / f"{tag}-findings.md"
+    if findings.exists():
+        parts.append(findings.read_text())
+    path = RESULTS / f"{tag}.md"
+    path.write_text("\n".join(parts + body) + "\n")
+    print(f"[bench] wrote {path}", flush=True)
+    return path

@@ -1,0 +1,326 @@
+"""Benchmark 3: training updates per second on a prefilled replay (sampling included).
+
+Both libraries hold the same 100,000 random transitions (arm_reach sizes: 20-D observations,
+7-D actions; 400-300 networks). This package: ``DDPG.train_step()`` (replay.sample + make_batch +
+update). SB3: ``DDPG.train(gradient_steps=N, batch_size=B)`` (which samples its ReplayBuffer N
+times). Timed after 20 warm-up updates; the median of ``repeats`` timings of N updates is kept.
+Also a breakdown of this package's step: sampling + batch building alone, and ``update`` alone
+on one fixed batch.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+OBS_DIM, ACT_DIM, FILL = 20, 7, 100_000
+
+
+def _data(seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        "obs": rng.standard_normal((FILL, OBS_DIM)).astype(np.float32),
+        "next_obs": rng.standard_normal((FILL, OBS_DIM)).astype(np.float32),
+        "actions": rng.uniform(-1, 1, (FILL, ACT_DIM)).astype(np.float32),
+        "rewards": rng.standard_normal((FILL, 1)).astype(np.float32),
+        "terminated": (rng.random((FILL, 1)) < 0.01).astype(np.float32),
+    }
+
+
+def _config(batch: int, device: str) -> dict[str, Any]:
+    return {
+        "actor_hidden": [400, 300],
+        "critic_hidden": [400, 300],
+        "actor_lr": 1e-3,
+        "critic_lr": 1e-3,
+        "critic_weight_decay": 0.0,
+        "batch_size": batch,
+        "buffer_size": 200_000,
+        "warmup_steps": 0,
+        "normalize_observations": False,
+        "device": device,
+        "tau": 0.005,
+        "gamma": 0.99,
+    }
+
+
+def _timed(fn, n: int, repeats: int, sync) -> float:
+    """Median seconds per call over ``repeats`` runs of ``n`` calls."""
+    times = []
+    for _ in range(repeats):
+        sync()
+        t = time.perf_counter()
+        fn(n)
+        sync()
+        times.append((time.perf_counter() - t) / n)
+    return float(np.median(times))
+
+
+def measure_ours(batch: int, device: str, n: int, repeats: int, normalize: bool = False):
+    from ddpg_controller.learning.config import DDPGConfig
+    from ddpg_controller.learning.ddpg import DDPG
+
+    d = _data()
+    cfg = DDPGConfig.from_dict({**_config(batch, device), "normalize_observations": normalize})
+    agent = DDPG(OBS_DIM, ACT_DIM, -1.0, 1.0, cfg, seed=0)
+    rb = agent.replay
+    rb.obs[:FILL], rb.next_obs[:FILL], rb.actions[:FILL] = d["obs"], d["next_obs"], d["actions"]
+    rb.rewards[:FILL], rb.terminated[:FILL] = d["rewards"], d["terminated"]
+    rb.size = rb.pos = rb.total_added = FILL
+    agent.total_steps = FILL
+    if normalize:
+        agent.normalizer.update(d["obs"][:1000]) if hasattr(agent.normalizer, "update") else None
+    sync = _sync(device)
+
+    def steps(k: int) -> None:
+        for _ in range(k):
+            agent.train_step()
+
+    def sampling(k: int) -> None:
+        for _ in range(k):
+            agent.make_batch(agent.replay.sample(batch))
+
+    fixed = agent.make_batch(agent.replay.sample(batch))
+
+    def updates(k: int) -> None:
+        for _ in range(k):
+            agent.update(fixed)
+
+    steps(20)
+    return {
+        "train_step_s": _timed(steps, n, repeats, sync),
+        "sample_and_batch_s": _timed(sampling, n, repeats, sync),
+        "update_only_s": _timed(updates, n, repeats, sync),
+    }
+
+
+def measure_sb3(batch: int, device: str, n: int, repeats: int) -> dict[str, float]:
+    import gymnasium as gym
+    from stable_baselines3 import DDPG
+    from stable_baselines3.common.logger import Logger
+
+    d = _data()
+
+    class Dummy(gym.Env):
+        observation_space = gym.spaces.Box(-np.inf, np.inf, (OBS_DIM,), np.float32)
+        action_space = gym.spaces.Box(-1.0, 1.0, (ACT_DIM,), np.float32)
+
+        def reset(self, *, seed=None, options=None):
+            return np.zeros(OBS_DIM, np.float32), {}
+
+        def step(self, action):
+            return np.zeros(OBS_DIM, np.float32), 0.0, False, False, {}
+
+    cfg = _config(batch, device)
+    model = DDPG(
+        "MlpPolicy",
+        Dummy(),
+        learning_rate=cfg["actor_lr"],
+        buffer_size=cfg["buffer_size"],
+        learning_starts=0,
+        batch_size=batch,
+        tau=cfg["tau"],
+        gamma=cfg["gamma"],
+        policy_kwargs={"net_arch": [400, 300]},
+        device=device,
+        seed=0,
+    )
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    rb = model.replay_buffer
+    rb.observations[:FILL, 0] = d["obs"]
+    rb.next_observations[:FILL, 0] = d["next_obs"]
+    rb.actions[:FILL, 0] = d["actions"]
+    rb.rewards[:FILL, 0] = d["rewards"][:, 0]
+    rb.dones[:FILL, 0] = d["terminated"][:, 0]
+    rb.timeouts[:FILL, 0] = 0.0
+    rb.pos, rb.full = FILL, False
+    sync = _sync(device)
+
+    def steps(k: int) -> None:
+        model.train(gradient_steps=k, batch_size=batch)
+
+    def sampling(k: int) -> None:
+        for _ in range(k):
+            rb.sample(batch, env=None)
+
+    steps(20)
+    return {
+        "train_step_s": _timed(steps, n, repeats, sync),
+        "sample_and_batch_s": _timed(sampling, n, repeats, sync),
+    }
+
+
+def _prefilled_agent(batch: int):
+    from ddpg_controller.learning.config import DDPGConfig
+    from ddpg_controller.learning.ddpg import DDPG
+
+    d = _data()
+    agent = DDPG(OBS_DIM, ACT_DIM, -1.0, 1.0, DDPGConfig.from_dict(_config(batch, "cpu")), seed=0)
+    rb = agent.replay
+    rb.obs[:FILL], rb.next_obs[:FILL], rb.actions[:FILL] = d["obs"], d["next_obs"], d["actions"]
+    rb.rewards[:FILL], rb.terminated[:FILL] = d["rewards"], d["terminated"]
+    rb.size = rb.pos = rb.total_added = FILL
+    agent.total_steps = FILL
+    return agent
+
+
+def _foreach_soft_update(target, online, tau: float) -> None:
+    import torch
+
+    with torch.no_grad():
+        torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), tau)
+
+
+def variants(quick: bool) -> list[dict[str, Any]]:
+    """Candidate speed-ups applied to copies of the agent, timed in interleaved rounds."""
+    import torch
+
+    import ddpg_controller.learning.ddpg as ddpg_module
+
+    torch.set_num_threads(1)
+    original = ddpg_module.soft_update
+
+    def fused(agent) -> None:
+        cfg = agent.config
+        agent.actor_optimizer = torch.optim.Adam(
+            agent.actor.parameters(), lr=cfg.actor_lr, fused=True
+        )
+        agent.critic_optimizer = torch.optim.Adam(
+            agent.critic.parameters(),
+            lr=cfg.critic_lr,
+            weight_decay=cfg.critic_weight_decay,
+            fused=True,
+        )
+
+    def bf16(agent) -> None:
+        update = agent.update
+
+        def autocast_update(batch):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return update(batch)
+
+        agent.update = autocast_update
+
+    setups = {
+        "current (package as is)": (lambda a: None, original),
+        "Adam(fused=True) for both optimisers": (fused, original),
+        "soft_update as one torch._foreach_lerp_": (lambda a: None, _foreach_soft_update),
+        "both": (fused, _foreach_soft_update),
+        "update under torch.autocast('cpu', bfloat16) (changes numerics)": (bf16, original),
+    }
+    out = []
+    rounds, n = (2, 20) if quick else (5, 60)
+    for batch in (64, 256):
+        agents = {}
+        for name, (prepare, _) in setups.items():
+            agents[name] = _prefilled_agent(batch)
+            prepare(agents[name])
+        times: dict[str, list[float]] = {name: [] for name in setups}
+        try:
+            for _ in range(rounds):
+                for name, (_, soft) in setups.items():
+                    ddpg_module.soft_update = soft
+                    agent = agents[name]
+                    for _ in range(5):
+                        agent.train_step()
+                    t = time.perf_counter()
+                    for _ in range(n):
+                        agent.train_step()
+                    times[name].append((time.perf_counter() - t) / n)
+        finally:
+            ddpg_module.soft_update = original
+        base = float(np.median(times["current (package as is)"]))
+        for name, ts in times.items():
+            ms = float(np.median(ts))
+            out.append({"batch": batch, "variant": name, "ms": ms * 1e3, "speedup": base / ms})
+            print(
+                f"[update-step] variant batch={batch} {name}: {ms * 1e3:.2f} ms (x{base / ms:.2f})",
+                flush=True,
+            )
+    return out
+
+
+def profile_table() -> str:
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.set_num_threads(1)
+    agent = _prefilled_agent(256)
+    for _ in range(5):
+        agent.train_step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(50):
+            agent.train_step()
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    matmul = sum(e.self_cpu_time_total for e in events if e.key in ("aten::addmm", "aten::mm"))
+    table = events.table(sort_by="self_cpu_time_total", row_limit=14, max_name_column_width=40)
+    share = 100 * matmul / total
+    return f"{table}\nmatrix multiplies (aten::addmm + aten::mm): {share:.0f}% of self CPU"
+
+
+def _sync(device: str):
+    import torch
+
+    if device == "cuda":
+        return torch.cuda.synchronize
+    return lambda: None
+
+
+def run(quick: bool) -> dict[str, Any]:
+    import torch
+
+    repeats = 2 if quick else 5
+    devices = [("cpu", 1), ("cpu", 2)]
+    if torch.cuda.is_available():
+        devices.append(("cuda", torch.get_num_threads()))
+    rows = []
+    for device, threads in devices:
+        torch.set_num_threads(threads)
+        for batch in (64, 256):
+            n = 20 if quick else (400 if batch == 64 else 200)
+            if device == "cuda":
+                n *= 2
+            # Alternate the libraries round by round so both see the same machine load.
+            rounds = [
+                (measure_ours(batch, device, n, 1), measure_sb3(batch, device, n, 1))
+                for _ in range(repeats)
+            ]
+            ours = {k: float(np.median([o[k] for o, _ in rounds])) for k in rounds[0][0]}
+            sb3 = {k: float(np.median([b[k] for _, b in rounds])) for k in rounds[0][1]}
+            row = {
+                "device": device,
+                "threads": threads,
+                "batch": batch,
+                "n": n,
+                "ours": ours,
+                "sb3": sb3,
+                "ours_updates_per_s": 1.0 / ours["train_step_s"],
+                "sb3_updates_per_s": 1.0 / sb3["train_step_s"],
+            }
+            row["ratio"] = row["ours_updates_per_s"] / row["sb3_updates_per_s"]
+            print(
+                f"[update-step] {device} threads={threads} batch={batch}: ours "
+                f"{row['ours_updates_per_s']:.0f}/s "
+                f"(sample {ours['sample_and_batch_s'] * 1e3:.2f} ms,"
+                f" update {ours['update_only_s'] * 1e3:.2f} ms), SB3 "
+                f"{row['sb3_updates_per_s']:.0f}/s"
+                f" (sample {sb3['sample_and_batch_s'] * 1e3:.2f} ms) -> x{row['ratio']:.2f}",
+                flush=True,
+            )
+            rows.append(row)
+    found = variants(quick)
+    prof = profile_table()
+    torch.set_num_threads(max(1, len(__import__("os").sched_getaffinity(0))))
+    return {
+        "rows": rows,
+        "variants": found,
+        "profile": prof,
+        "obs_dim": OBS_DIM,
+        "action_dim": ACT_DIM,
+        "prefill": FILL,
+        "nets": "400-300",
+        "repeats": repeats,
+    }
