@@ -35,6 +35,9 @@ class BackgroundLearner:
         self.on_progress = on_progress
         self.policy = agent.acting_policy()
         self.updates_done = 0
+        # Updates whose bookkeeping (policy refresh) is complete: until it equals the agent's
+        # count, an update is still in flight and acting now would race it.
+        self.settled_updates = agent.num_updates
         self.last_losses: dict[str, float] = {}
         self.failure: str | None = None
         self._wake = threading.Condition()
@@ -57,7 +60,9 @@ class BackgroundLearner:
 
     def caught_up(self) -> bool:
         """True when the control loop may go on: no update is owed, or no quota binds."""
-        return not self.lockstep or not self.alive or self.agent.updates_due() == 0
+        if not self.lockstep or not self.alive:
+            return True
+        return self.agent.updates_due() == 0 and self.settled_updates == self.agent.num_updates
 
     def updates_per_second(self) -> float:
         window = self._rate_window
@@ -102,6 +107,7 @@ class BackgroundLearner:
                 self._rate_window = [*self._rate_window[-99:], time.monotonic()]
                 if self.updates_done % self.sync_every == 0:
                     self.policy = self.agent.acting_policy()
+                self.settled_updates = self.agent.num_updates
                 if self.on_progress is not None:
                     self.on_progress()
         except Exception:
