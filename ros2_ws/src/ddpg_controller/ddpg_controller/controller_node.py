@@ -207,7 +207,7 @@ class DDPGControllerNode(Node):
             self.evaluating -= 1
             if not self.evaluating:
                 self._finish_evaluation()
-        elif self.settings["training"]:
+        else:
             self._schedule_after_training_episode()
         if self.done:
             return
@@ -288,11 +288,11 @@ class DDPGControllerNode(Node):
         terminated = self.task.terminated(state)
         self.episode_return += reward
         self.episode_step += 1
-        learning = self.settings["training"] and not self.evaluating
-        if learning:
-            self.agent.observe(last.observation, last.action, reward, observation, terminated)
+        if not self.evaluating:
             self.env_steps += 1
-            self.learner.notify()
+            if self.settings["training"]:
+                self.agent.observe(last.observation, last.action, reward, observation, terminated)
+                self.learner.notify()
         if terminated or self.episode_step >= self.task.max_episode_steps:
             self.last = None
             self._end_episode()
