@@ -63,12 +63,9 @@ ENVS: tuple[EnvSpec, ...] = (
 
 def package_config(spec: EnvSpec) -> dict[str, Any]:
     """The DDPG config dict used for ``spec`` (both libraries are derived from it)."""
-    import yaml
+    from ddpg_controller.learning.config import load_ddpg_config
 
-    from ddpg_controller.learning.config import _yaml_loader
-
-    with PACKAGE_CONFIG.open() as f:
-        base = yaml.load(f, Loader=_yaml_loader())["controller"]["ros__parameters"]["ddpg"]
+    base = load_ddpg_config(PACKAGE_CONFIG).to_dict()
     cfg = {**base, **spec.overrides, "device": "cpu"}
     return cfg
 
