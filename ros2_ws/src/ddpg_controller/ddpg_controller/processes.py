@@ -62,6 +62,10 @@ class NodeProcess:
             except subprocess.TimeoutExpired:
                 os.killpg(self.popen.pid, signal.SIGKILL)
                 self.popen.wait()
+                if self._log is not None:  # say so where the node's own last words would be
+                    self._log.write(
+                        f"[launcher] no exit {timeout} s after SIGINT: SIGKILL\n".encode()
+                    )
         if self._log is not None:
             self._log.close()
         return self.popen.returncode
