@@ -84,7 +84,8 @@ def test_run_deploy_on_the_realtime_sim(spawn, tmp_path) -> None:
     output = cli.output()
     (value,) = re.findall(r"episode 0: return (\S+)", output)
     assert -5_000.0 < float(value) < 0.0
-    assert "mean return" in output and "latency state->command p50" in output
     deploy_log = (tmp_path / "logs" / "deploy_node.log").read_text()
+    assert "mean return" in output, output
+    assert "latency state->command p50" in output, deploy_log[-3000:]
     assert "deactivated: safe command published" in deploy_log
     assert "shutdown: latency" in deploy_log
