@@ -58,20 +58,24 @@ def _timed(fn, n: int, repeats: int, sync) -> float:
     return float(np.median(times))
 
 
-def measure_ours(batch: int, device: str, n: int, repeats: int, normalize: bool = False):
+def _prefilled_agent(batch: int, device: str = "cpu", precision: str = "float32"):
+    """An agent whose replay holds the same FILL transitions SB3's gets, ready to update."""
     from ddpg_controller.learning.config import DDPGConfig
     from ddpg_controller.learning.ddpg import DDPG
 
     d = _data()
-    cfg = DDPGConfig.from_dict({**_config(batch, device), "normalize_observations": normalize})
-    agent = DDPG(OBS_DIM, ACT_DIM, -1.0, 1.0, cfg, seed=0)
+    config = DDPGConfig.from_dict({**_config(batch, device), "precision": precision})
+    agent = DDPG(OBS_DIM, ACT_DIM, -1.0, 1.0, config, seed=0)
     rb = agent.replay
     rb.obs[:FILL], rb.next_obs[:FILL], rb.actions[:FILL] = d["obs"], d["next_obs"], d["actions"]
     rb.rewards[:FILL], rb.terminated[:FILL] = d["rewards"], d["terminated"]
     rb.size = rb.pos = rb.total_added = FILL
     agent.total_steps = FILL
-    if normalize:
-        agent.normalizer.update(d["obs"][:1000]) if hasattr(agent.normalizer, "update") else None
+    return agent
+
+
+def measure_ours(batch: int, device: str, n: int, repeats: int):
+    agent = _prefilled_agent(batch, device)
     sync = _sync(device)
 
     def steps(k: int) -> None:
@@ -152,21 +156,6 @@ def measure_sb3(batch: int, device: str, n: int, repeats: int) -> dict[str, floa
     }
 
 
-def _prefilled_agent(batch: int, precision: str = "float32"):
-    from ddpg_controller.learning.config import DDPGConfig
-    from ddpg_controller.learning.ddpg import DDPG
-
-    d = _data()
-    config = DDPGConfig.from_dict({**_config(batch, "cpu"), "precision": precision})
-    agent = DDPG(OBS_DIM, ACT_DIM, -1.0, 1.0, config, seed=0)
-    rb = agent.replay
-    rb.obs[:FILL], rb.next_obs[:FILL], rb.actions[:FILL] = d["obs"], d["next_obs"], d["actions"]
-    rb.rewards[:FILL], rb.terminated[:FILL] = d["rewards"], d["terminated"]
-    rb.size = rb.pos = rb.total_added = FILL
-    agent.total_steps = FILL
-    return agent
-
-
 def variants(quick: bool) -> list[dict[str, Any]]:
     """The package's opt-in speed-ups against its default, timed in interleaved rounds."""
     import torch
@@ -181,7 +170,9 @@ def variants(quick: bool) -> list[dict[str, Any]]:
     out = []
     rounds, n = (2, 20) if quick else (5, 60)
     for batch in (64, 256):
-        agents = {name: _prefilled_agent(batch, precision) for name, precision in setups.items()}
+        agents = {
+            name: _prefilled_agent(batch, precision=precision) for name, precision in setups.items()
+        }
         times: dict[str, list[float]] = {name: [] for name in setups}
         for _ in range(rounds):
             for name, agent in agents.items():
