@@ -40,6 +40,7 @@ from ddpg_controller.ros_common import (
     COMMAND_QOS,
     STATE_QOS,
     joint_state_by_name,
+    reset_stamp_ns,
     spin_until_shutdown,
     stamp_to_ns,
 )
@@ -187,9 +188,7 @@ class DDPGControllerNode(Node):
         self.reset_client.call_async(Trigger.Request()).add_done_callback(self._on_reset_done)
 
     def _on_reset_done(self, future) -> None:
-        response = future.result()
-        fields = dict(item.split("=", 1) for item in response.message.split())
-        self.episode_start_ns = int(fields["stamp_ns"])
+        self.episode_start_ns = reset_stamp_ns(future.result().message)
         self.episode_step = 0
         self.episode_return = 0.0
         self.agent.reset_noise()

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ddpg_controller.processes import NodeProcess
-from ddpg_controller.ros_common import isolate_ros_traffic
+from ddpg_controller.ros_common import isolate_ros_traffic, reset_stamp_ns
 from ddpg_controller.train_cli import SIM_NODE, NodeSpec, node_command, package_config
 
 DEPLOY_NODE = NodeSpec(executable="deploy_node", name="deploy")
@@ -303,8 +303,7 @@ class DeployDriver:
                 raise DeployError(f"setting the sim's seed failed: {result.reason}")
         self.states, self.episode_start = {}, 0  # the first state may come before the answer
         response = self.call(self.reset_client, Trigger.Request())
-        fields = dict(item.split("=", 1) for item in response.message.split())
-        start = int(fields["stamp_ns"])
+        start = reset_stamp_ns(response.message)
         steps = self.task.max_episode_steps
 
         self.states = {s: v for s, v in self.states.items() if s >= start}

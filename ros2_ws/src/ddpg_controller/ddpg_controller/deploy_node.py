@@ -54,6 +54,7 @@ from ddpg_controller.ros_common import (
     COMMAND_QOS,
     STATE_QOS,
     joint_state_by_name,
+    ns_to_stamp,
     spin_until_shutdown,
     stamp_to_ns,
 )
@@ -352,7 +353,7 @@ class DeployNode(LifecycleNode):
             self.latency.record(time.perf_counter() - received)
         self.counts["commands"] += 1
         echo = JointState()
-        echo.header.stamp.sec, echo.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+        echo.header.stamp = ns_to_stamp(stamp_ns)
         echo.name = list(self.task.joint_names)
         setattr(echo, _ECHO_FIELD.get(self.task.command_interface, "position"), command.tolist())
         self.command_state_publisher.publish(echo)

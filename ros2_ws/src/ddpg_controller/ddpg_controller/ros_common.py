@@ -17,6 +17,7 @@ from typing import IO
 
 import numpy as np
 import rclpy
+from builtin_interfaces.msg import Time
 from rclpy.executors import ExternalShutdownException
 from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
@@ -82,6 +83,23 @@ def find_packages_in_this_prefix() -> None:
 def stamp_to_ns(stamp) -> int:
     """builtin_interfaces/Time -> integer nanoseconds, the key used to match messages."""
     return stamp.sec * 1_000_000_000 + stamp.nanosec
+
+
+def ns_to_stamp(ns: int) -> Time:
+    """Integer nanoseconds -> builtin_interfaces/Time, exactly (no float round trip)."""
+    sec, nanosec = divmod(ns, 1_000_000_000)
+    return Time(sec=sec, nanosec=nanosec)
+
+
+def reset_reply(stamp_ns: int, episode: int) -> str:
+    """The sim's ``reset`` Trigger message: the stamp of the new episode's first state."""
+    return f"stamp_ns={stamp_ns} episode={episode}"
+
+
+def reset_stamp_ns(message: str) -> int:
+    """The first-state stamp from a ``reset_reply`` message."""
+    fields = dict(item.split("=", 1) for item in message.split())
+    return int(fields["stamp_ns"])
 
 
 def joint_state_by_name(

@@ -29,7 +29,6 @@ import sys
 
 import numpy as np
 import rclpy
-from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PointStamped
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException
@@ -40,7 +39,13 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
-from ddpg_controller.ros_common import COMMAND_QOS, STATE_QOS, spin_until_shutdown
+from ddpg_controller.ros_common import (
+    COMMAND_QOS,
+    STATE_QOS,
+    ns_to_stamp,
+    reset_reply,
+    spin_until_shutdown,
+)
 from ddpg_controller.ros_params import declare
 from ddpg_controller.sim.robot import RandomizationConfig, SimulatedRobot
 from ddpg_controller.sim.tasks import TASK_NAMES, make_task
@@ -59,10 +64,6 @@ RANDOMIZATION_PARAMS: dict[str, tuple[object, str]] = {
     "observation_noise_std": (0.0, "std of Gaussian noise on reported joint positions/velocities"),
     "action_delay_steps": (0, "a command takes effect this many steps later"),
 }
-
-
-def _time_from_ns(ns: int) -> Time:
-    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
 
 class SimNode(Node):
@@ -191,7 +192,7 @@ class SimNode(Node):
     def _publish(self, state, stamp_ns: int | None = None) -> int:
         if stamp_ns is None:
             stamp_ns = self._next_stamp_ns()
-        stamp = _time_from_ns(stamp_ns)
+        stamp = ns_to_stamp(stamp_ns)
         if self._clock_pub is not None:
             self._clock_pub.publish(Clock(clock=stamp))
         for name, pub in self._signal_pubs.items():
@@ -265,7 +266,7 @@ class SimNode(Node):
         self._stop_republishing()
         stamp_ns = self._reset_episode()
         response.success = True
-        response.message = f"stamp_ns={stamp_ns} episode={self._episode}"
+        response.message = reset_reply(stamp_ns, self._episode)
         return response
 
     def destroy_node(self) -> None:
