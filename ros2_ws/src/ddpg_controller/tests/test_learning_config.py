@@ -71,6 +71,9 @@ def test_from_dict_nested_and_round_trip() -> None:
         ({"noise": {"dt": 0.0}}, r"noise.dt"),
         ({"noise": {"sigma": -0.2}}, r"noise.sigma"),
         ({"warmup_steps": -1}, r"warmup_steps"),
+        ({"critic_action_input": "third"}, r"critic_action_input='third'.*\('first', 'second'\)"),
+        ({"critic_action_input": 2}, r"critic_action_input must be a string"),
+        ({"final_layer_init": "xavier"}, r"final_layer_init='xavier'.*uniform_3e-3.*fan_in"),
     ],
 )
 def test_from_dict_rejects(d: dict, match: str) -> None:

@@ -51,27 +51,72 @@ def np_actor(p: dict[str, np.ndarray], s: np.ndarray) -> np.ndarray:
     return np.tanh(h @ p["out.weight"].T + p["out.bias"])
 
 
-def np_critic(p: dict[str, np.ndarray], s: np.ndarray, a: np.ndarray) -> np.ndarray:
-    h = np.maximum(s @ p["first.weight"].T + p["first.bias"], 0)
-    h = np.concatenate([h, a], axis=1)  # the action enters at the second layer
-    h = np.maximum(h @ p["hidden.0.weight"].T + p["hidden.0.bias"], 0)
+def np_critic(
+    p: dict[str, np.ndarray], s: np.ndarray, a: np.ndarray, action_layer: int
+) -> np.ndarray:
+    h = s
+    for i in range(2):
+        if i == action_layer:
+            h = np.concatenate([h, a], axis=1)  # the action joins the input of this layer
+        h = np.maximum(h @ p[f"hidden.{i}.weight"].T + p[f"hidden.{i}.bias"], 0)
     return h @ p["out.weight"].T + p["out.bias"]
 
 
-def test_init_ranges_and_architecture() -> None:
-    actor, critic = Actor(OBS, ACT, (400, 300)), Critic(OBS, ACT, (400, 300))
-    for layer in [*actor.hidden, critic.first, *critic.hidden]:
-        bound = 1 / math.sqrt(layer.in_features)
+@pytest.mark.parametrize(("action_input", "action_layer"), [("first", 0), ("second", 1)])
+def test_critic_takes_the_action_at_the_configured_layer(
+    action_input: str, action_layer: int
+) -> None:
+    critic = Critic(OBS, ACT, (400, 300), action_input=action_input)
+    assert [layer.in_features for layer in critic.hidden] == [
+        OBS + ACT * (action_layer == 0),
+        400 + ACT * (action_layer == 1),
+    ]
+    obs, action = torch.randn(7, OBS), (torch.rand(7, ACT) * 2 - 1).requires_grad_(True)
+    q = critic(obs, action)
+    assert q.shape == (7, 1)
+    (dq_da,) = torch.autograd.grad(q.sum(), action)
+    assert dq_da.abs().min() > 0  # Q depends on the action...
+    with torch.no_grad():  # ...only through the action columns of the layer it joins
+        critic.hidden[action_layer].weight[:, -ACT:] = 0.0
+    (dq_da,) = torch.autograd.grad(critic(obs, action).sum(), action)
+    assert torch.equal(dq_da, torch.zeros_like(dq_da))
+
+
+def test_critic_with_one_hidden_layer_takes_the_action_before_its_output() -> None:
+    critic = Critic(OBS, ACT, (16,), action_input="second")
+    assert critic.hidden[0].in_features == OBS and critic.out.in_features == 16 + ACT
+    assert critic(torch.randn(5, OBS), torch.rand(5, ACT)).shape == (5, 1)
+    assert Critic(OBS, ACT, (16,), action_input="first").hidden[0].in_features == OBS + ACT
+
+
+@pytest.mark.parametrize("final_layer_init", ["uniform_3e-3", "fan_in"])
+def test_init_ranges(final_layer_init: str) -> None:
+    actor = Actor(OBS, ACT, (400, 300), final_layer_init=final_layer_init)
+    critics = [
+        Critic(OBS, ACT, (400, 300), action_input=a, final_layer_init=final_layer_init)
+        for a in ("first", "second")
+    ]
+    hidden = [*actor.hidden, *(layer for c in critics for layer in c.hidden)]
+    finals = [actor.out, *(c.out for c in critics)]
+    for layer in hidden + (finals if final_layer_init == "fan_in" else []):
+        bound = 1 / math.sqrt(layer.in_features)  # the paper's hidden init, PyTorch's default
         assert layer.weight.abs().max() <= bound and layer.bias.abs().max() <= bound
         assert layer.weight.abs().max() > 0.9 * bound  # really spread over the range
-    for layer in (actor.out, critic.out):
-        assert layer.weight.abs().max() <= 3e-3 and layer.bias.abs().max() <= 3e-3
-    assert critic.first.in_features == OBS and critic.hidden[0].in_features == 400 + ACT
-    out = actor(1e3 * torch.randn(100, OBS))
-    assert out.abs().max() <= 1.0 and critic(torch.randn(7, OBS), torch.rand(7, ACT)).shape == (
-        7,
-        1,
-    )
+    if final_layer_init == "uniform_3e-3":
+        for layer in finals:
+            assert layer.weight.abs().max() <= 3e-3 and layer.bias.abs().max() <= 3e-3
+            assert layer.weight.abs().max() > 0.9 * 3e-3
+    assert actor(1e3 * torch.randn(100, OBS)).abs().max() <= 1.0
+
+
+def test_agent_builds_the_configured_networks() -> None:
+    agent = small_agent(critic_action_input="first", final_layer_init="fan_in")
+    assert agent.critic.hidden[0].in_features == OBS + ACT
+    assert agent.critic_target.hidden[0].in_features == OBS + ACT
+    assert agent.actor.out.weight.abs().max() > 3e-3  # the fan_in bound is 1/sqrt(4) here
+    agent = small_agent(critic_action_input="second", final_layer_init="uniform_3e-3")
+    assert agent.critic.hidden[1].in_features == 6 + ACT
+    assert agent.actor.out.weight.abs().max() <= 3e-3
 
 
 def test_targets_start_equal_to_online() -> None:
@@ -81,10 +126,11 @@ def test_targets_start_equal_to_online() -> None:
             assert torch.equal(p, q) and p.data_ptr() != q.data_ptr()
 
 
-def test_critic_target_worked_by_hand() -> None:
+@pytest.mark.parametrize(("action_input", "action_layer"), [("first", 0), ("second", 1)])
+def test_critic_target_worked_by_hand(action_input: str, action_layer: int) -> None:
     """y = r + gamma (1 - terminated) Q'(s', mu'(s')), with Q', mu' evaluated independently in
     float64 numpy from the *target* networks (made different from the online ones)."""
-    agent = small_agent(gamma=0.9)
+    agent = small_agent(gamma=0.9, critic_action_input=action_input)
     perturb(agent.actor_target, 1)
     perturb(agent.critic_target, 2)
     batch = random_batch(4, terminated=[0.0, 1.0, 0.0, 1.0])
@@ -92,11 +138,14 @@ def test_critic_target_worked_by_hand() -> None:
     r, s2 = batch.rewards.double().numpy(), batch.next_obs.double().numpy()
     done = batch.terminated.double().numpy()
     q_next = np_critic(
-        np_params(agent.critic_target), s2, np_actor(np_params(agent.actor_target), s2)
+        np_params(agent.critic_target),
+        s2,
+        np_actor(np_params(agent.actor_target), s2),
+        action_layer,
     )
     y = r + 0.9 * (1 - done) * q_next
     assert np.allclose(y[[1, 3]], r[[1, 3]])  # terminal rows do not bootstrap
-    q = np_critic(np_params(agent.critic), s, a)
+    q = np_critic(np_params(agent.critic), s, a, action_layer)
     expected_loss = float(np.mean((q - y) ** 2))
 
     stats = agent.update(batch)

@@ -18,6 +18,8 @@ from typing import Any
 NOISE_TYPES = ("ou", "gaussian", "none")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("float32", "bfloat16")
+CRITIC_ACTION_INPUTS = ("first", "second")
+FINAL_LAYER_INITS = ("uniform_3e-3", "fan_in")
 
 
 def _desc(text: str) -> dict[str, str]:
@@ -80,7 +82,22 @@ class DDPGConfig:
     )
     critic_hidden: tuple[int, ...] = field(
         default=(400, 300),
-        metadata=_desc("Critic hidden widths; the action enters at the second layer (paper)."),
+        metadata=_desc("Critic hidden layer widths (paper 400, 300)."),
+    )
+    critic_action_input: str = field(
+        default="second",
+        metadata=_desc(
+            "Critic layer the action joins: 'first' (concatenated with the observation at the "
+            "input, as SB3, TD3 and CleanRL) or 'second' (paper §7)."
+        ),
+    )
+    final_layer_init: str = field(
+        default="uniform_3e-3",
+        metadata=_desc(
+            "Init of the actor's and critic's output layers: 'uniform_3e-3' (paper: U[-3e-3, "
+            "3e-3]) or 'fan_in' (U[-1/sqrt(fan_in), 1/sqrt(fan_in)] as the hidden layers, "
+            "PyTorch's nn.Linear default, as SB3)."
+        ),
     )
     actor_lr: float = field(default=1e-4, metadata=_desc("Actor Adam learning rate (paper 1e-4)."))
     critic_lr: float = field(
@@ -133,6 +150,18 @@ class DDPGConfig:
         for name in ("actor_hidden", "critic_hidden"):
             widths = getattr(self, name)
             _check(len(widths) >= 1 and all(w >= 1 for w in widths), name, widths, "widths >= 1")
+        _check(
+            self.critic_action_input in CRITIC_ACTION_INPUTS,
+            "critic_action_input",
+            self.critic_action_input,
+            f"one of {CRITIC_ACTION_INPUTS}",
+        )
+        _check(
+            self.final_layer_init in FINAL_LAYER_INITS,
+            "final_layer_init",
+            self.final_layer_init,
+            f"one of {FINAL_LAYER_INITS}",
+        )
         _check(self.actor_lr > 0.0, "actor_lr", self.actor_lr, "> 0")
         _check(self.critic_lr > 0.0, "critic_lr", self.critic_lr, "> 0")
         _check(

@@ -89,8 +89,17 @@ class DDPG:
         # without touching torch's or numpy's global generators.
         seeds = np.random.SeedSequence(seed).generate_state(4)
         init_gen = torch.Generator().manual_seed(int(seeds[0]))
-        self.actor = Actor(obs_dim, action_dim, cfg.actor_hidden, init_gen).to(self.device)
-        self.critic = Critic(obs_dim, action_dim, cfg.critic_hidden, init_gen).to(self.device)
+        self.actor = Actor(
+            obs_dim, action_dim, cfg.actor_hidden, init_gen, cfg.final_layer_init
+        ).to(self.device)
+        self.critic = Critic(
+            obs_dim,
+            action_dim,
+            cfg.critic_hidden,
+            init_gen,
+            cfg.critic_action_input,
+            cfg.final_layer_init,
+        ).to(self.device)
         self.actor_target = copy.deepcopy(self.actor)
         self.critic_target = copy.deepcopy(self.critic)
         for p in (*self.actor_target.parameters(), *self.critic_target.parameters()):

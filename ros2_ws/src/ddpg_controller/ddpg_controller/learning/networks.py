@@ -1,7 +1,11 @@
-"""Actor and critic MLPs with the paper's architecture and initialisation.
+"""Actor and critic MLPs: the paper's architecture, or the layout SB3, TD3 and CleanRL use.
 
-The critic takes the action at its second hidden layer (paper §7), and every final layer starts in
-U[-3e-3, 3e-3] so initial actions and Q-values are near zero and tanh is not saturated.
+Two choices separate those layouts (``DDPGConfig.critic_action_input`` and ``final_layer_init``
+say which is the default and the measurements behind it):
+- where the action joins the critic: at its input, concatenated with the observation ("first"),
+  or at its second hidden layer ("second", paper §7);
+- the final layers' initialisation: U[-3e-3, 3e-3] (paper), or U[-1/sqrt(fan_in),
+  1/sqrt(fan_in)] like every hidden layer, which is also PyTorch's ``nn.Linear`` default.
 """
 
 from __future__ import annotations
@@ -13,19 +17,29 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-FINAL_LAYER_INIT = 3e-3
+from ddpg_controller.learning.config import CRITIC_ACTION_INPUTS, FINAL_LAYER_INITS
+
+PAPER_FINAL_BOUND = 3e-3
 
 
-def _fan_in_init(layer: nn.Linear, generator: torch.Generator | None) -> None:
-    """U[-1/sqrt(fan_in), 1/sqrt(fan_in)] for weights and biases (paper's hidden-layer init)."""
-    bound = 1.0 / math.sqrt(layer.in_features)
+def _uniform_init(layer: nn.Linear, bound: float, generator: torch.Generator | None) -> None:
     nn.init.uniform_(layer.weight, -bound, bound, generator=generator)
     nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
 
 
-def _final_init(layer: nn.Linear, generator: torch.Generator | None) -> None:
-    nn.init.uniform_(layer.weight, -FINAL_LAYER_INIT, FINAL_LAYER_INIT, generator=generator)
-    nn.init.uniform_(layer.bias, -FINAL_LAYER_INIT, FINAL_LAYER_INIT, generator=generator)
+def _fan_in_init(layer: nn.Linear, generator: torch.Generator | None) -> None:
+    """U[-1/sqrt(fan_in), 1/sqrt(fan_in)] for weights and biases: the paper's hidden-layer init,
+    the same distribution as PyTorch's default for ``nn.Linear``, but drawn from ``generator``."""
+    _uniform_init(layer, 1.0 / math.sqrt(layer.in_features), generator)
+
+
+def _final_init(layer: nn.Linear, scheme: str, generator: torch.Generator | None) -> None:
+    if scheme == "uniform_3e-3":
+        _uniform_init(layer, PAPER_FINAL_BOUND, generator)
+    elif scheme == "fan_in":
+        _fan_in_init(layer, generator)
+    else:
+        raise ValueError(f"final_layer_init must be one of {FINAL_LAYER_INITS}, got {scheme!r}")
 
 
 class Actor(nn.Module):
@@ -37,6 +51,7 @@ class Actor(nn.Module):
         action_dim: int,
         hidden: Sequence[int] = (400, 300),
         generator: torch.Generator | None = None,
+        final_layer_init: str = "uniform_3e-3",
     ) -> None:
         super().__init__()
         widths = [obs_dim, *hidden]
@@ -44,7 +59,7 @@ class Actor(nn.Module):
         self.out = nn.Linear(widths[-1], action_dim)
         for layer in self.hidden:
             _fan_in_init(layer, generator)
-        _final_init(self.out, generator)
+        _final_init(self.out, final_layer_init, generator)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         x = obs
@@ -54,7 +69,9 @@ class Actor(nn.Module):
 
 
 class Critic(nn.Module):
-    """Q(s, a): the state passes one hidden layer alone, then the action joins (paper §7)."""
+    """Q(s, a): a ReLU MLP whose input is the observation; the action is concatenated to the
+    input of hidden layer ``action_layer`` (0 for "first", 1 for "second"). With one hidden
+    layer and "second", the action joins right before the output layer."""
 
     def __init__(
         self,
@@ -62,23 +79,31 @@ class Critic(nn.Module):
         action_dim: int,
         hidden: Sequence[int] = (400, 300),
         generator: torch.Generator | None = None,
+        action_input: str = "second",
+        final_layer_init: str = "uniform_3e-3",
     ) -> None:
         super().__init__()
-        hidden = list(hidden)
-        # Input widths: obs -> h0, then [h0 + action] -> h1, h1 -> h2, ...; with a single hidden
-        # layer the action joins right before the output layer.
-        self.first = nn.Linear(obs_dim, hidden[0])
-        widths = [hidden[0] + action_dim, *hidden[1:]]
-        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(widths))
-        self.out = nn.Linear(widths[-1], 1)
-        _fan_in_init(self.first, generator)
+        if action_input not in CRITIC_ACTION_INPUTS:
+            raise ValueError(
+                f"critic action_input must be one of {CRITIC_ACTION_INPUTS}, got {action_input!r}"
+            )
+        self.action_layer = CRITIC_ACTION_INPUTS.index(action_input)
+        in_widths = [obs_dim, *hidden]  # the input width of layer i, and the output's last
+        in_widths[self.action_layer] += action_dim
+        self.hidden = nn.ModuleList(
+            nn.Linear(a, b) for a, b in zip(in_widths[:-1], hidden, strict=True)
+        )
+        self.out = nn.Linear(in_widths[-1], 1)
         for layer in self.hidden:
             _fan_in_init(layer, generator)
-        _final_init(self.out, generator)
+        _final_init(self.out, final_layer_init, generator)
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        x = torch.relu(self.first(obs))
-        x = torch.cat([x, action], dim=-1)
-        for layer in self.hidden:
+        x = obs
+        for i, layer in enumerate(self.hidden):
+            if i == self.action_layer:
+                x = torch.cat([x, action], dim=-1)
             x = torch.relu(layer(x))
+        if self.action_layer == len(self.hidden):
+            x = torch.cat([x, action], dim=-1)
         return self.out(x)
