@@ -1,4 +1,6 @@
-"""``python -m bench [BENCHMARK ...] [--quick] [--seeds N]``: run benchmarks, write the report.
+"""``python -m bench [BENCHMARK ...] [--quick] [--seeds N|LIST] [--tasks T,..] [--variants V,..]``.
+
+Runs benchmarks and writes the report.
 
 Benchmarks: learning (1 and 2), update-step (3), ros (4), memory (5); none named = all.
 ``report`` only rebuilds ``bench/results/<date>.md`` from the JSON already there.
@@ -14,6 +16,17 @@ import time
 
 from bench import common, report
 
+
+def _int_list(text: str) -> list[int]:
+    """'3' -> [0, 1, 2]; '0,3,4' -> [0, 3, 4]."""
+    values = [int(v) for v in text.split(",") if v]
+    return list(range(values[0])) if "," not in text else values
+
+
+def _str_list(text: str) -> list[str]:
+    return [v for v in text.split(",") if v]
+
+
 BENCHMARKS = ("learning", "update-step", "ros", "memory")
 
 
@@ -23,8 +36,24 @@ def main(argv: list[str] | None = None) -> int:
         "benchmarks", nargs="*", help=f"any of {', '.join(BENCHMARKS)}, all, report (default: all)"
     )
     parser.add_argument("--quick", action="store_true", help="tiny budgets: check the suite works")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (learning; default 3)")
-    parser.add_argument("--env", help="learning: only envs whose id contains this text")
+    parser.add_argument(
+        "--seeds",
+        type=_int_list,
+        help="learning: seeds; N = 0..N-1, or a list '0,3,4' (default: each env's own count)",
+    )
+    parser.add_argument(
+        "--tasks",
+        "--env",
+        type=_str_list,
+        help="learning: only envs whose id contains one of these comma-separated texts",
+    )
+    parser.add_argument(
+        "--variants",
+        type=_str_list,
+        help="learning: comma-separated, of "
+        "first, second, first-fan_in, second-fan_in (this package's critic layouts) and sb3 "
+        "(default: first,second,sb3)",
+    )
     parser.add_argument(
         "--workers", type=int, default=2, help="learning runs at a time (default 2)"
     )
@@ -45,18 +74,30 @@ def main(argv: list[str] | None = None) -> int:
         if name == "learning":
             from bench import learning
 
-            seeds = list(range(args.seeds))
+            variants = args.variants or list(learning.DEFAULT_VARIANTS)
+            specs = learning.select_envs(args.tasks)
             config = {
-                "seeds": seeds,
+                "seeds": args.seeds,
                 "quick": args.quick,
-                "env_filter": args.env,
+                "tasks": [s.env_id for s in specs],
+                "variants": variants,
                 "workers": args.workers,
-                "budgets": {
-                    s.env_id: s.quick_steps if args.quick else s.steps for s in learning.ENVS
-                },
+                "budgets": {s.env_id: s.quick_steps if args.quick else s.steps for s in specs},
             }
             common.print_header("learning (benchmarks 1 and 2)", config, machine)
-            data = learning.run(args.quick, seeds, args.env, args.workers)
+            # Runs of earlier invocations with the same tag stay unless redone; the runs done
+            # so far are saved after each, so an interrupted benchmark keeps what it finished.
+            earlier = common.load_result("learning", tag)
+            finished: list[dict] = []
+
+            def save_progress(r: dict, finished: list[dict] = finished) -> None:
+                finished.append(r)
+                common.save_result("learning-partial", {"runs": finished}, tag)
+
+            data = learning.run(
+                args.quick, args.seeds, args.tasks, variants, args.workers, save_progress
+            )
+            data = learning.merge(earlier, data)
         elif name == "update-step":
             from bench import update_step
 

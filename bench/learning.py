@@ -11,6 +11,7 @@ the two libraries' runs of one (env, seed) are started together so they share th
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -24,6 +25,8 @@ PACKAGE_CONFIG = (
 )
 EVAL_EPISODES = 10
 EVAL_SEED_OFFSET = 1_000_000  # the same offset training.train uses
+PROBE_EVERY = 500  # env steps between probes of the actor's saturation
+PROBE_STATES = 512
 
 
 @dataclass(frozen=True)
@@ -32,42 +35,88 @@ class EnvSpec:
     steps: int  # full budget
     quick_steps: int
     eval_every: int
+    seeds: int  # how many seeds (0..n-1) a full run uses unless --seeds says otherwise
     overrides: dict[str, Any]  # on top of config/gym_pendulum.yaml's ddpg section
     budget_note: str
 
 
+BULLET_NETS = {"actor_hidden": [400, 300], "critic_hidden": [400, 300]}
+
 # Pendulum-v1: the package's own config (config/gym_pendulum.yaml) at the zoo's 20k-step budget.
 # Bullet envs: the zoo's DDPG choices where they exist (400-300 nets, Gaussian 0.1, lr 1e-3),
-# budgets cut to fit this 2-core machine (see budget_note).
+# budgets cut to fit a 2-core machine (see budget_note).
 ENVS: tuple[EnvSpec, ...] = (
-    EnvSpec("Pendulum-v1", 20_000, 1_200, 2_000, {}, "20k steps: the SB3 zoo budget"),
+    EnvSpec("Pendulum-v1", 20_000, 1_200, 2_000, 5, {}, "20k steps: the SB3 zoo budget"),
     EnvSpec(
         "InvertedPendulumBulletEnv-v0",
         10_000,
         1_200,
         2_000,
-        {"actor_hidden": [400, 300], "critic_hidden": [400, 300], "gamma": 0.99},
+        5,
+        {**BULLET_NETS, "gamma": 0.99},
         "10k steps (no zoo DDPG entry; the task is learnt within a few thousand steps)",
+    ),
+    EnvSpec(
+        "InvertedDoublePendulumBulletEnv-v0",
+        10_000,
+        1_200,
+        2_000,
+        3,
+        {**BULLET_NETS, "gamma": 0.99},
+        "10k steps (no zoo DDPG entry; a short budget: the balance is learnt, not perfected)",
     ),
     EnvSpec(
         "ReacherBulletEnv-v0",
         12_000,
         1_200,
         2_000,
-        {"actor_hidden": [400, 300], "critic_hidden": [400, 300], "gamma": 0.98},
+        3,
+        {**BULLET_NETS, "gamma": 0.98},
         "12k steps, 4% of the zoo's 300k (300k would take ~1 h per run here); "
         "compare with the zoo's 15.6 only as a far-off ceiling",
     ),
+    EnvSpec(
+        "HalfCheetahBulletEnv-v0",
+        30_000,
+        1_200,
+        10_000,
+        2,
+        {**BULLET_NETS, "gamma": 0.99},
+        "30k steps, 3% of the zoo's 1M (zoo 2078 after 1M): the start of the curve only",
+    ),
 )
 
+# This package's variants beside SB3: where the action joins the critic, and the output layers'
+# initialisation (``DDPGConfig.critic_action_input`` / ``final_layer_init``). Each names both
+# fields so that a variant means the same whatever the package's defaults are.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "first": {"critic_action_input": "first", "final_layer_init": "uniform_3e-3"},
+    "second": {"critic_action_input": "second", "final_layer_init": "uniform_3e-3"},
+    "first-fan_in": {"critic_action_input": "first", "final_layer_init": "fan_in"},
+    "second-fan_in": {"critic_action_input": "second", "final_layer_init": "fan_in"},
+}
+SB3 = "sb3"
+DEFAULT_VARIANTS = ("first", "second", SB3)
 
-def package_config(spec: EnvSpec) -> dict[str, Any]:
-    """The DDPG config dict used for ``spec`` (both libraries are derived from it)."""
+
+def default_variant() -> str:
+    """The variant that the package's defaults (``DDPGConfig()``) build."""
+    from ddpg_controller.learning.config import DDPGConfig
+
+    d = DDPGConfig()
+    for name, fields in VARIANTS.items():
+        if all(getattr(d, k) == v for k, v in fields.items()):
+            return name
+    raise AssertionError("no benchmark variant matches the package defaults")
+
+
+def package_config(spec: EnvSpec, variant: str | None = None) -> dict[str, Any]:
+    """The DDPG config dict for ``spec`` (SB3's settings derive from it), with ``variant``'s
+    network choices on top when given."""
     from ddpg_controller.learning.config import load_ddpg_config
 
     base = load_ddpg_config(PACKAGE_CONFIG).to_dict()
-    cfg = {**base, **spec.overrides, "device": "cpu"}
-    return cfg
+    return {**base, **spec.overrides, **VARIANTS.get(variant or "", {}), "device": "cpu"}
 
 
 def sb3_kwargs(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -126,6 +175,11 @@ def hyperparameter_rows(cfg: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("buffer", str(cfg["buffer_size"]), str(sb3["buffer_size"])),
         ("updates per env step", f"{cfg['updates_per_step']:g}", "train_freq=1, gradient_steps=1"),
         ("obs normalisation", str(cfg["normalize_observations"]), "none"),
+        (
+            "critic: action joins at / output-layer init",
+            "the variant's (first or second layer / U[±3e-3] or fan-in)",
+            "input (first) / PyTorch default (= fan-in)",
+        ),
         ("device / torch threads", "cpu / 1", "cpu / 1"),
     ]
 
@@ -139,7 +193,9 @@ def _make_env(env_id: str):
 
 
 def run_one(job: dict[str, Any]) -> dict[str, Any]:
-    """One training run in a fresh process: {'impl': 'ours'|'sb3', 'env', 'seed', 'steps', ...}."""
+    """One training run in a fresh process: {'variant': a VARIANTS name or 'sb3', 'env', 'seed',
+    'steps', 'eval_every', 'config'}. Evaluates the untrained policy, then every ``eval_every``
+    steps and at the end."""
     import torch
 
     torch.set_num_threads(1)
@@ -152,6 +208,16 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     curve: list[tuple[int, float]] = []
     eval_time = 0.0
 
+    probe_rng = np.random.default_rng(seed)  # not the agents' streams: probing changes nothing
+    saturation: list[tuple[int, float]] = []
+
+    def probe(step: int, observations: np.ndarray, unit_actions) -> None:
+        """Fraction of replay states where |mu(s)| > 0.99 in [-1, 1] units (tanh saturated)."""
+        states = observations[probe_rng.integers(0, len(observations), PROBE_STATES)]
+        with torch.no_grad():
+            a = unit_actions(states)
+        saturation.append((step, float((a.abs() > 0.99).any(dim=-1).float().mean())))
+
     def do_eval(step: int, policy_fn) -> list[float]:
         nonlocal eval_time
         t = time.perf_counter()
@@ -160,13 +226,22 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         curve.append((step, float(np.mean(returns))))
         return returns
 
-    if job["impl"] == "ours":
+    if job["variant"] != SB3:
         from ddpg_controller.learning.config import DDPGConfig
         from ddpg_controller.learning.training import train
 
         config = DDPGConfig.from_dict(cfg_dict)
 
         def callback(step, agent, info):
+            if step == 1:  # the first update comes at step max(warmup, batch) > 1
+                do_eval(0, agent.acting_policy())
+            if step % PROBE_EVERY == 0:
+                normalize = agent.frozen_normalizer().normalize
+                probe(
+                    step,
+                    agent.replay.obs[: len(agent.replay)],
+                    lambda s: agent.actor(torch.from_numpy(normalize(s))),
+                )
             if step % every == 0 and step < steps:
                 do_eval(step, agent.acting_policy())
 
@@ -176,7 +251,6 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         eval_in_train = eval_time
         final = do_eval(result.total_steps, result.agent.acting_policy())
         updates = result.num_updates
-        train_returns = result.episode_returns
     else:
         from stable_baselines3 import DDPG
         from stable_baselines3.common.callbacks import BaseCallback
@@ -200,88 +274,141 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
 
         class Curve(BaseCallback):
             def _on_step(self) -> bool:
+                if self.num_timesteps % PROBE_EVERY == 0:
+                    replay = model.replay_buffer
+                    probe(
+                        self.num_timesteps,
+                        replay.observations[: replay.size(), 0],
+                        lambda s: model.actor(torch.as_tensor(s, dtype=torch.float32)),
+                    )
                 if self.num_timesteps % every == 0 and self.num_timesteps < steps:
                     do_eval(self.num_timesteps, policy)
                 return True
 
+        do_eval(0, policy)
+        eval_before = eval_time
         start = time.perf_counter()
         model.learn(total_timesteps=steps, callback=Curve())
         total = time.perf_counter() - start
-        eval_in_train = eval_time
+        eval_in_train = eval_time - eval_before
         final = do_eval(steps, policy)
         updates = int(model._n_updates)
-        train_returns = []
     env.close()
     eval_env.close()
     return {
-        "impl": job["impl"],
+        "variant": job["variant"],
         "env": env_id,
         "seed": seed,
         "steps": steps,
         "updates": updates,
+        "untrained_mean": curve[0][1],
         "final_returns": final,
         "final_mean": float(np.mean(final)),
         "curve": curve,
+        "saturation": saturation,
         "train_wall_s": total - eval_in_train,
         "eval_wall_s": eval_time,
-        "n_train_episodes": len(train_returns),
     }
 
 
-def run(quick: bool, seeds: list[int], env_filter: str | None, workers: int = 2) -> dict[str, Any]:
-    specs = [s for s in ENVS if env_filter is None or env_filter.lower() in s.env_id.lower()]
+def select_envs(tasks: list[str] | None) -> list[EnvSpec]:
+    """The specs whose id contains one of ``tasks`` (case-insensitive); all when None."""
+    if not tasks:
+        return list(ENVS)
+    chosen = [s for s in ENVS if any(t.lower() in s.env_id.lower() for t in tasks)]
+    unmatched = [t for t in tasks if not any(t.lower() in s.env_id.lower() for s in ENVS)]
+    if unmatched:
+        raise ValueError(f"no benchmark env matches {unmatched}; envs: {[s.env_id for s in ENVS]}")
+    return chosen
+
+
+def run(
+    quick: bool,
+    seeds: list[int] | None,
+    tasks: list[str] | None,
+    variants: list[str],
+    workers: int = 2,
+    on_result: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Every (env, seed, variant) run, ``workers`` at a time; ``seeds`` None = each env's own
+    count. ``on_result`` sees each finished run (the caller saves progress with it)."""
+    unknown = set(variants) - {*VARIANTS, SB3}
+    if unknown:
+        raise ValueError(f"unknown variant(s) {sorted(unknown)}; known: {[*VARIANTS, SB3]}")
+    specs = select_envs(tasks)
     jobs = []
-    configs = {}
+    budgets = {}
     for spec in specs:
-        cfg = package_config(spec)
-        configs[spec.env_id] = cfg
         steps = spec.quick_steps if quick else spec.steps
         every = max(steps // 3, 1) if quick else spec.eval_every
-        for seed in seeds:
-            for impl in ("ours", "sb3"):
+        spec_seeds = seeds if seeds is not None else list(range(spec.seeds))
+        budgets[spec.env_id] = {
+            "steps": steps,
+            "note": spec.budget_note,
+            "eval_every": every,
+            "seeds": spec_seeds,
+        }
+        # The variants of one (env, seed) run side by side, so they share the same conditions.
+        for seed in spec_seeds:
+            for variant in variants:
+                config = package_config(spec, variant if variant != SB3 else None)
                 jobs.append(
                     {
-                        "impl": impl,
+                        "variant": variant,
                         "env": spec.env_id,
                         "seed": seed,
                         "steps": steps,
                         "eval_every": every,
-                        "config": cfg,
+                        "config": config,
                     }
                 )
-    print(f"[learning] {len(jobs)} runs, {workers} at a time, seeds {seeds}", flush=True)
-    for env_id, cfg in configs.items():
+    print(f"[learning] {len(jobs)} runs, {workers} at a time, variants {variants}", flush=True)
+    hyperparameters = {s.env_id: hyperparameter_rows(package_config(s)) for s in specs}
+    for env_id, rows in hyperparameters.items():
         print(f"[learning] hyperparameters for {env_id} (setting: ddpg_controller | SB3):")
-        for name, ours, sb3 in hyperparameter_rows(cfg):
+        for name, ours, sb3 in rows:
             print(f"    {name}: {ours} | {sb3}", flush=True)
     start = time.perf_counter()
     runs = []
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
         for r in pool.map(run_one, jobs):
             print(
-                f"[learning] {r['env']} {r['impl']} seed {r['seed']}: final "
-                f"{r['final_mean']:.1f}, train {r['train_wall_s']:.0f} s, "
-                f"eval {r['eval_wall_s']:.0f} s",
+                f"[learning] {r['env']} {r['variant']} seed {r['seed']}: untrained "
+                f"{r['untrained_mean']:.1f}, final {r['final_mean']:.1f}, "
+                f"train {r['train_wall_s']:.0f} s, eval {r['eval_wall_s']:.0f} s",
                 flush=True,
             )
             runs.append(r)
+            if on_result is not None:
+                on_result(r)
     return {
         "runs": runs,
-        "configs": configs,
-        "hyperparameters": {e: hyperparameter_rows(c) for e, c in configs.items()},
-        "budgets": {
-            s.env_id: {
-                "steps": s.quick_steps if quick else s.steps,
-                "note": s.budget_note,
-                "eval_every": max((s.quick_steps if quick else s.steps) // 3, 1)
-                if quick
-                else s.eval_every,
-            }
-            for s in specs
-        },
-        "seeds": seeds,
+        "variants": {v: VARIANTS.get(v, {}) for v in variants},
+        "default_variant": default_variant(),
+        "hyperparameters": hyperparameters,
+        "budgets": budgets,
         "eval_episodes": EVAL_EPISODES,
         "workers": workers,
         "quick": quick,
         "elapsed_s": time.perf_counter() - start,
     }
+
+
+def merge(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """``new`` plus the runs of ``old`` that ``new`` did not redo (same env, variant and seed),
+    so that tasks benchmarked by separate invocations share one results file."""
+    if not old or old.get("quick") != new["quick"] or "default_variant" not in old:
+        return new
+    redone = {(r["env"], r["variant"], r["seed"]) for r in new["runs"]}
+    kept = [r for r in old["runs"] if (r["env"], r["variant"], r["seed"]) not in redone]
+    out = dict(new)
+    out["runs"] = kept + new["runs"]
+    out["variants"] = {**old["variants"], **new["variants"]}
+    for key in ("hyperparameters", "budgets"):
+        out[key] = {**old[key], **new[key]}
+    for env in old["budgets"]:
+        if env in new["budgets"]:
+            seeds = {r["seed"] for r in out["runs"] if r["env"] == env}
+            out["budgets"][env] = {**new["budgets"][env], "seeds": sorted(seeds)}
+    out["elapsed_s"] = old["elapsed_s"] + new["elapsed_s"]
+    return out

@@ -23,34 +23,49 @@ def _pf(ok: bool) -> str:
     return "**PASS**" if ok else "**MISS**"
 
 
-def _plot_learning(tag: str, env: str, runs: list[dict[str, Any]]) -> str | None:
+LEARNT_FRACTION = 0.05  # a run that gained less than this share of the best gain did not learn
+
+
+def variant_label(variant: str) -> str:
+    """Column title of a learning variant (bench.learning.VARIANTS or 'sb3')."""
+    if variant == "sb3":
+        return "SB3 DDPG"
+    layer, _, init = variant.partition("-")
+    return f"ours: action at {layer} layer, {'fan-in' if init else 'U[±3e-3]'} output init"
+
+
+def did_not_learn(run: dict[str, Any], best_final: float) -> bool:
+    """The run ended no better than its untrained policy: it gained less than
+    ``LEARNT_FRACTION`` of the best gain any run made on this env over its own untrained return."""
+    gain = run["final_mean"] - run["untrained_mean"]
+    return gain <= LEARNT_FRACTION * (best_final - run["untrained_mean"])
+
+
+def _plot_learning(tag: str, env: str, runs: list[dict[str, Any]], variants: list[str]) -> str:
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        return None
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    for impl, label, color in (
-        ("ours", "ddpg_controller", "tab:blue"),
-        ("sb3", "SB3 DDPG", "tab:orange"),
-    ):
-        curves = [r["curve"] for r in runs if r["impl"] == impl]
+        return ""
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for variant in variants:
+        curves = [r["curve"] for r in runs if r["variant"] == variant]
         if not curves:
             continue
-        steps = [s for s, _ in curves[0]]
         n = min(len(c) for c in curves)
+        steps = [s for s, _ in curves[0][:n]]
         values = np.array([[v for _, v in c[:n]] for c in curves])
         mean, std = values.mean(0), values.std(0)
-        ax.plot(steps[:n], mean, label=f"{label} ({len(curves)} seeds)", color=color)
-        ax.fill_between(steps[:n], mean - std, mean + std, color=color, alpha=0.2)
+        line = ax.plot(steps, mean, label=f"{variant_label(variant)} ({len(curves)} seeds)")
+        ax.fill_between(steps, mean - std, mean + std, color=line[0].get_color(), alpha=0.15)
     ax.set_title(f"{env}: deterministic eval return (10 episodes), mean ± std")
     ax.title.set_fontsize(9)
     ax.set_xlabel("env steps")
     ax.set_ylabel("return")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     name = f"{tag}-learning-{env.replace('/', '_')}.png"
     fig.savefig(RESULTS / name, dpi=100)
@@ -72,82 +87,129 @@ def _machine(m: dict[str, Any] | None) -> str:
     )
 
 
+def _ordered_variants(data: dict[str, Any]) -> list[str]:
+    present = {r["variant"] for r in data["runs"]}
+    default = data["default_variant"]
+    order = [default, *sorted(present - {default, "sb3"}), "sb3"]
+    return [v for v in order if v in present]
+
+
 def learning_section(
     tag: str, data: dict[str, Any]
 ) -> tuple[list[str], list[tuple[str, str, str, str]]]:
     out, targets = [], []
     runs = data["runs"]
+    variants = _ordered_variants(data)
+    default = data["default_variant"]
     out.append("## 1. Learning: same budget, same seeds\n")
     out.append(_machine(data.get("machine")))
     out.append(
-        f"Seeds {data['seeds']}; final score = mean undiscounted return of {data['eval_episodes']} "
-        "deterministic episodes (episode i reset with seed 1,000,000 + seed + i, the same for both "
-        f"libraries, `ddpg_controller.learning.training.evaluate`). {data['workers']} runs at a "
-        "time, "
-        "1 torch thread each, CPU. Table: mean ± std over seeds of the per-seed final score.\n"
+        f"Final score = mean undiscounted return of {data['eval_episodes']} deterministic "
+        "episodes (episode i reset with seed 1,000,000 + seed + i, the same for every variant, "
+        f"`ddpg_controller.learning.training.evaluate`). {data['workers']} runs at a time, 1 "
+        "torch thread each, CPU. The package's variants differ only in the critic's layout "
+        "(`ddpg.critic_action_input`) and the output layers' init (`ddpg.final_layer_init`); "
+        f"**{variant_label(default)}** is the package's default. *Did not learn*: the final "
+        f"score gained less than {LEARNT_FRACTION:.0%} of the best run's gain over the run's "
+        "own untrained policy (its step-0 score). *Saturated*: |μ(s)| > 0.99 on more than 90% "
+        "of 512 replay states at the last probe (probes every 500 steps).\n"
     )
     out.append(
         _header(
             "env",
             "budget (env steps)",
-            "ddpg_controller",
-            "SB3 DDPG",
-            "per seed (ours / SB3)",
-            "target: ours ≥ SB3",
+            *(f"{variant_label(v)}: mean ± std (did not learn)" for v in variants),
+            "target: default ≥ SB3, every seed learns",
         )
     )
+    per_env: list[str] = []
     for env, budget in data["budgets"].items():
-        ours = [r for r in runs if r["env"] == env and r["impl"] == "ours"]
-        sb3 = [r for r in runs if r["env"] == env and r["impl"] == "sb3"]
-        if not ours or not sb3:
+        env_runs = [r for r in runs if r["env"] == env]
+        if not env_runs:
             continue
-        mo, so = mean_std([r["final_mean"] for r in ours])
-        ms, ss = mean_std([r["final_mean"] for r in sb3])
-        per_seed = ", ".join(
-            f"{a['final_mean']:.1f} / {b['final_mean']:.1f}"
-            for a, b in zip(
-                sorted(ours, key=lambda r: r["seed"]),
-                sorted(sb3, key=lambda r: r["seed"]),
-                strict=False,
+        best = max(r["final_mean"] for r in env_runs)
+        by_variant = {
+            v: sorted((r for r in env_runs if r["variant"] == v), key=lambda r: r["seed"])
+            for v in variants
+        }
+        cells = []
+        stats = {}
+        for v in variants:
+            rs = by_variant[v]
+            if not rs:
+                cells.append("–")
+                continue
+            m, sd = mean_std([r["final_mean"] for r in rs])
+            stuck = sum(did_not_learn(r, best) for r in rs)
+            stats[v] = (m, stuck)
+            cells.append(f"{m:.1f} ± {sd:.1f} ({stuck} of {len(rs)})")
+        verdict = "–"
+        if default in stats and "sb3" in stats:
+            ok = stats[default][0] >= stats["sb3"][0] and stats[default][1] == 0
+            verdict = _pf(ok)
+            targets.append(
+                (
+                    f"Return ≥ SB3 on {env} ({budget['steps']:,} steps), every seed learns",
+                    f"{stats[default][0]:.1f} vs {stats['sb3'][0]:.1f}; "
+                    f"{stats[default][1]} seed(s) did not learn",
+                    "≥ SB3, 0",
+                    verdict,
+                )
             )
+        out.append(f"| {env} | {budget['steps']:,} | " + " | ".join(cells) + f" | {verdict} |")
+        # Per-seed table.
+        per_env.append(f"### {env}, {budget['steps']:,} steps\n")
+        per_env.append(
+            "Final score per seed (untrained score in brackets; † did not learn; "
+            "* actor saturated at the end).\n"
         )
-        ok = mo >= ms
-        out.append(
-            f"| {env} | {budget['steps']:,} | {mo:.1f} ± {so:.1f} | {ms:.1f} ± {ss:.1f} "
-            f"| {per_seed} | {_pf(ok)} |"
-        )
-        targets.append(
-            (
-                f"Return ≥ SB3 on {env} ({budget['steps']:,} steps)",
-                f"{mo:.1f} vs {ms:.1f}",
-                "≥ SB3",
-                _pf(ok),
+        per_env.append(_header("seed", *(variant_label(v) for v in variants)))
+        seeds = sorted({r["seed"] for r in env_runs})
+        for seed in seeds:
+            row = []
+            for v in variants:
+                match = [r for r in by_variant[v] if r["seed"] == seed]
+                if not match:
+                    row.append("–")
+                    continue
+                r = match[0]
+                mark = "†" if did_not_learn(r, best) else ""
+                sat = r.get("saturation") or [(0, 0.0)]
+                mark += "*" if sat[-1][1] > 0.9 else ""
+                row.append(f"{r['final_mean']:.1f}{mark} ({r['untrained_mean']:.1f})")
+            per_env.append(f"| {seed} | " + " | ".join(row) + " |")
+        row = []
+        for v in variants:
+            rs = by_variant[v]
+            row.append(
+                "{:.1f} ± {:.1f}".format(*mean_std([r["final_mean"] for r in rs])) if rs else "–"
             )
-        )
+        per_env.append("| mean ± std | " + " | ".join(row) + " |")
+        row = []
+        for v in variants:
+            rs = by_variant[v]
+            ever = sum(any(f > 0.9 for _, f in r.get("saturation", [])) for r in rs)
+            row.append(f"{ever} of {len(rs)}" if rs else "–")
+        per_env.append("| saturated at some probe | " + " | ".join(row) + " |\n")
+        name = _plot_learning(tag, env, env_runs, variants)
+        if name:
+            per_env.append(f"![{env}]({name})\n")
     out.append("")
     out.append(
         "Budgets: " + "; ".join(f"{e}: {b['note']}" for e, b in data["budgets"].items()) + ".\n"
     )
+    out.extend(per_env)
     for env, rows in data["hyperparameters"].items():
         out.append(f"<details><summary>Hyperparameters, {env}</summary>\n")
         out.append("| setting | ddpg_controller | SB3 DDPG |")
         out.append("|---|---|---|")
         out.extend(f"| {a} | {b} | {c} |" for a, b, c in rows)
         out.append("\n</details>\n")
-    out.append(
-        "Differences that remain by design: this package's critic takes the action at its second "
-        "layer and initialises layers as the paper (fan-in uniform, final layer U[±3e-3]); SB3's "
-        "critic concatenates (obs, action) at the input with PyTorch's default init. The package "
-        "starts updating at step `max(warmup, batch)` (one more update per run than SB3). "
-        "Pendulum-v1 uses `config/gym_pendulum.yaml` unchanged; the Bullet envs override only "
-        "the nets (400-300, zoo/paper) and gamma (zoo: 0.98 Reacher).\n"
-    )
-    for env in data["budgets"]:
-        name = _plot_learning(tag, env, [r for r in runs if r["env"] == env])
-        if name:
-            out.append(f"![{env}]({name})\n")
     out.append("## 2. Wall time of the same runs\n")
-    out.append("Training wall time per run, evaluation time excluded (mean ± std over seeds).\n")
+    out.append(
+        "Training wall time per run, evaluation time excluded (mean ± std over seeds), the "
+        "package's default variant against SB3.\n"
+    )
     out.append(
         _header(
             "env",
@@ -158,8 +220,8 @@ def learning_section(
         )
     )
     for env, budget in data["budgets"].items():
-        ours = [r["train_wall_s"] for r in runs if r["env"] == env and r["impl"] == "ours"]
-        sb3 = [r["train_wall_s"] for r in runs if r["env"] == env and r["impl"] == "sb3"]
+        ours = [r["train_wall_s"] for r in runs if r["env"] == env and r["variant"] == default]
+        sb3 = [r["train_wall_s"] for r in runs if r["env"] == env and r["variant"] == "sb3"]
         if not ours or not sb3:
             continue
         mo, so = mean_std(ours)
@@ -397,7 +459,7 @@ def build(tag: str) -> Path:
         "Generated by `python -m bench` (`./run bench`); raw JSON beside this file is git-ignored. "
         "Rebuild this file from the JSON with `python -m bench report`. Subsets: "
         "`./run bench learning|update-step|ros|memory`, `--quick` for tiny budgets "
-        "(tagged `<date>-quick`), `--seeds N`, `--env TEXT`.\n",
+        "(tagged `<date>-quick`), `--seeds N|LIST`, `--tasks T,..`, `--variants V,..`.\n",
         "What each benchmark measures: (1) final deterministic return after the same env-step "
         "budget, same seeds, matched hyperparameters, this package vs SB3 DDPG; (2) the wall time "
         "of those runs; (3) training updates per second on a prefilled replay, sampling included; "

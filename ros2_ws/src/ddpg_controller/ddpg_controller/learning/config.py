@@ -85,18 +85,27 @@ class DDPGConfig:
         metadata=_desc("Critic hidden layer widths (paper 400, 300)."),
     )
     critic_action_input: str = field(
-        default="second",
+        default="first",
         metadata=_desc(
             "Critic layer the action joins: 'first' (concatenated with the observation at the "
-            "input, as SB3, TD3 and CleanRL) or 'second' (paper §7)."
+            "input, as SB3, TD3 and CleanRL) or 'second' (after one observation-only layer, the "
+            "paper's §7 choice). Default 'first', measured at SB3's settings "
+            "(bench/results/2026-11-26-learning.md): on InvertedPendulumBullet (10k steps) every "
+            "layout, SB3's too, drives the tanh actor to one bound on every replay state within "
+            "~500 updates of the warm-up's end; 'first' and SB3 come back, but with 'second' "
+            "seed 0 stays there (final 9.1, a constant action's return, vs 89.9 with 'first'): "
+            "its critic ranks the other bound higher yet slopes outward at this one, and the "
+            "saturated tanh passes no gradient to cross."
         ),
     )
     final_layer_init: str = field(
         default="uniform_3e-3",
         metadata=_desc(
-            "Init of the actor's and critic's output layers: 'uniform_3e-3' (paper: U[-3e-3, "
-            "3e-3]) or 'fan_in' (U[-1/sqrt(fan_in), 1/sqrt(fan_in)] as the hidden layers, "
-            "PyTorch's nn.Linear default, as SB3)."
+            "Init of the actor's and critic's output layers: 'uniform_3e-3' (paper: "
+            "U[-3e-3, 3e-3], so first actions and Q-values are near 0) or 'fan_in' "
+            "(U[-1/sqrt(fan_in), 1/sqrt(fan_in)] like the hidden layers, PyTorch's nn.Linear "
+            "default, which SB3 uses). Default the paper's: fan_in did not learn more in the "
+            "benchmark (bench/results/2026-11-26-learning.md)."
         ),
     )
     actor_lr: float = field(default=1e-4, metadata=_desc("Actor Adam learning rate (paper 1e-4)."))
