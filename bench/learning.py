@@ -1,11 +1,13 @@
 """Benchmarks 1 and 2: learning with the same budget and seeds, and the wall time of those runs.
 
-This package's DDPG (``ddpg_controller.learning.training.train``) and SB3's DDPG train on the same
-gymnasium env with the same hyperparameters (the table ``hyperparameter_rows`` prints), the same
-seeds and the same deterministic evaluation (``training.evaluate``: 10 episodes, episode i reset
-with seed 1,000,000 + seed + i). Learning curves evaluate every ``eval_every`` steps; evaluation
-time is excluded from the wall time. Two runs go at once (one per core), one torch thread each, and
-the two libraries' runs of one (env, seed) are started together so they share the same conditions.
+This package's DDPG (``ddpg_controller.learning.training.train``), in the network layouts of
+``VARIANTS``, and SB3's DDPG train on the same gymnasium env with the same hyperparameters (the
+table ``hyperparameter_rows`` prints), the same seeds and the same deterministic evaluation
+(``training.evaluate``: 10 episodes, episode i reset with seed 1,000,000 + seed + i), of the
+untrained policy, every ``eval_every`` steps and at the end. A probe records how often the actor
+is saturated (|mu(s)| > 0.99) on replay states, the way a run that never learns gets stuck.
+Evaluation time is excluded from the wall time. Two runs go at once (one per core), one torch
+thread each, and the variants of one (env, seed) are queued together so they share conditions.
 """
 
 from __future__ import annotations

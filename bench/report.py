@@ -27,11 +27,11 @@ LEARNT_FRACTION = 0.05  # a run that gained less than this share of the best gai
 
 
 def variant_label(variant: str) -> str:
-    """Column title of a learning variant (bench.learning.VARIANTS or 'sb3')."""
+    """Short column title of a learning variant (bench.learning.VARIANTS or 'sb3')."""
     if variant == "sb3":
         return "SB3 DDPG"
     layer, _, init = variant.partition("-")
-    return f"ours: action at {layer} layer, {'fan-in' if init else 'U[±3e-3]'} output init"
+    return f"ours, action at {'1st' if layer == 'first' else '2nd'}" + (", fan-in" if init else "")
 
 
 def did_not_learn(run: dict[str, Any], best_final: float) -> bool:
@@ -109,7 +109,11 @@ def learning_section(
         f"`ddpg_controller.learning.training.evaluate`). {data['workers']} runs at a time, 1 "
         "torch thread each, CPU. The package's variants differ only in the critic's layout "
         "(`ddpg.critic_action_input`) and the output layers' init (`ddpg.final_layer_init`); "
-        f"**{variant_label(default)}** is the package's default. *Did not learn*: the final "
+        "Columns: *ours, action at 1st/2nd*: the action joins the critic at its input or its "
+        "second layer; *fan-in*: output layers initialised like the hidden ones (PyTorch's "
+        "default, as SB3), otherwise the paper's U[±3e-3]. "
+        f"**{variant_label(default)}** is the package's default. Cells: mean ± std over seeds "
+        "(seeds that did not learn). *Did not learn*: the final "
         f"score gained less than {LEARNT_FRACTION:.0%} of the best run's gain over the run's "
         "own untrained policy (its step-0 score). *Saturated*: |μ(s)| > 0.99 on more than 90% "
         "of 512 replay states at the last probe (probes every 500 steps).\n"
@@ -118,7 +122,7 @@ def learning_section(
         _header(
             "env",
             "budget (env steps)",
-            *(f"{variant_label(v)}: mean ± std (did not learn)" for v in variants),
+            *(variant_label(v) for v in variants),
             "target: default ≥ SB3, every seed learns",
         )
     )
