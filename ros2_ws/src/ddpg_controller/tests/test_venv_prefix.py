@@ -1,8 +1,10 @@
 """``./run setup`` makes .venv a prefix that a distro's ``ros2 run`` / ``ros2 launch`` accept.
 
 They find the package through the ament index and its executables in ``<prefix>/lib/<package>/``,
-as colcon installs them; ``pip install`` puts console scripts in ``bin/`` only, so ``./run`` links
-them there too. Each executable is started from that folder, as ``ros2 run`` does it.
+as colcon installs them; ``pip install`` puts console scripts in ``bin/`` only, so ``./run`` puts
+a launcher for each there too. Each executable is started from that folder, as ``ros2 run`` does
+it, in the environment of a sourced distro: its rclpy first on PYTHONPATH (here one that cannot be
+imported, as a distro's built for another Python cannot), its libraries on LD_LIBRARY_PATH.
 """
 
 from __future__ import annotations
@@ -49,15 +51,39 @@ def test_the_venv_is_laid_out_as_colcon_installs_the_package() -> None:
         ("ddpg-deploy", ["--help"], 0, "usage: ddpg-deploy"),
     ],
 )
-def test_executable_runs_from_lib(executable: str, arguments: list, code: int, message: str):
+def test_executable_runs_from_lib(
+    executable: str, arguments: list, code: int, message: str, tmp_path
+) -> None:
     result = subprocess.run(
-        [LIBEXEC / executable, *arguments], capture_output=True, text=True, timeout=120
+        [LIBEXEC / executable, *arguments],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=sourced_distro_environment(tmp_path),
     )
     assert result.returncode == code, result.stderr[-2000:]
     assert message in result.stdout + result.stderr
 
 
-def test_deploy_node_runs_from_lib_until_ctrl_c(tmp_path) -> None:
+def sourced_distro_environment(tmp_path: Path) -> dict[str, str]:
+    """This environment as ``source /opt/ros/<distro>/setup.bash`` would change it."""
+    distro = tmp_path / "opt_ros_distro"
+    site_packages = distro / "lib" / "python3.10" / "site-packages"
+    (site_packages / "rclpy").mkdir(parents=True)
+    (site_packages / "rclpy" / "__init__.py").write_text(
+        'raise ImportError("the distro\'s rclpy, built for another Python")\n'
+    )
+    return {
+        **os.environ,
+        "PYTHONPATH": str(site_packages),
+        "LD_LIBRARY_PATH": str(distro / "lib"),
+        "AMENT_PREFIX_PATH": f"{distro}:{PREFIX}",
+    }
+
+
+def test_deploy_node_runs_from_lib_until_ctrl_c(tmp_path, monkeypatch) -> None:
+    for name, value in sourced_distro_environment(tmp_path).items():
+        monkeypatch.setenv(name, value)  # NodeProcess passes this process's environment on
     node = NodeProcess([str(LIBEXEC / "deploy_node")], tmp_path / "deploy_node.log")
     deadline = time.monotonic() + 60
     while "deploy node up (unconfigured)" not in node.output():
