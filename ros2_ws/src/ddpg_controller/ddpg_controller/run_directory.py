@@ -57,7 +57,7 @@ class RunDirectory:
         return (
             f"stopped at step {env_steps} before training ended: {', '.join(missing) or 'nothing'}"
             f" missing (written after the final evaluation); {self.checkpoint} holds the agent,"
-            " resume=true continues from it"
+            " the parameter resume=true continues from it"
         )
 
     def write_config(self, config: Mapping[str, Any]) -> None:
