@@ -160,7 +160,7 @@ def ignore_further_ctrl_c() -> None:
     Under ``ros2 launch`` in a terminal a node always gets two: the terminal signals the whole
     process group, launch included, and launch forwards one more to each node; the second used to
     land in ``destroy_node`` or ``rclpy.try_shutdown`` with a KeyboardInterrupt traceback and exit
-    code -2 (seen with Humble's, Jazzy's and Kilted's launch). rclpy's handler is uninstalled first,
+    code -2 (seen here under Humble's and Jazzy's launch). rclpy's handler is uninstalled first,
     or ``rclpy.try_shutdown`` would reinstate Python's.
     """
     if threading.current_thread() is threading.main_thread():
