@@ -108,7 +108,7 @@ def learning_section(
         "episodes (episode i reset with seed 1,000,000 + seed + i, the same for every variant, "
         f"`ddpg_controller.learning.training.evaluate`). {data['workers']} runs at a time, 1 "
         "torch thread each, CPU. The package's variants differ only in the critic's layout "
-        "(`ddpg.critic_action_input`) and the output layers' init (`ddpg.final_layer_init`); "
+        "(`ddpg.critic_action_input`) and the output layers' init (`ddpg.final_layer_init`). "
         "Columns: *ours, action at 1st/2nd*: the action joins the critic at its input or its "
         "second layer; *fan-in*: output layers initialised like the hidden ones (PyTorch's "
         "default, as SB3), otherwise the paper's U[±3e-3]. "
