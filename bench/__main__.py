@@ -1,6 +1,6 @@
-"""``python -m bench [BENCHMARK ...] [--quick] [--seeds N|LIST] [--tasks T,..] [--variants V,..]``.
+"""Run benchmarks and write bench/results/<tag>.md.
 
-Runs benchmarks and writes the report.
+``python -m bench [BENCHMARK ...] [--quick] [--seeds N|LIST] [--tasks T,..] [--variants V,..]``
 
 Benchmarks: learning (1 and 2), update-step (3), ros (4), memory (5); none named = all.
 ``report`` only rebuilds ``bench/results/<date>.md`` from the JSON already there.
@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--seeds",
         type=_int_list,
-        help="learning: seeds; N = 0..N-1, or a list '0,3,4' (default: each env's own count)",
+        help="learning: N = seeds 0..N-1, or a list '0,3,4' (one seed: '2,'); default: each env's "
+        "own count",
     )
     parser.add_argument(
         "--tasks",
