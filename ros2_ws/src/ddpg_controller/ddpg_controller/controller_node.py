@@ -7,7 +7,10 @@ previous transition (s, a, r, s', terminated), which goes to the replay buffer; 
 in a background thread (``BackgroundLearner``) so the control loop never waits for one, except in
 lockstep: there the state waits until the learner has done the updates owed for the steps so far,
 and only then is the action chosen, so every action comes from the policy after exactly the same
-updates, whatever the machine's speed (the simulation waits, which costs no simulated time).
+updates, whatever the machine's speed (the simulation waits, which costs no simulated time). In
+real time the learner holds the same updates-per-step ratio without ever holding a command back.
+The control path (state, observation, μ(s) + noise, command) uses only the learner's CPU policy
+copy and host arrays: no training tensor, no lock held longer than a copy, no wait on a GPU.
 """
 
 from __future__ import annotations
@@ -54,7 +57,11 @@ PARAMETERS = {
     "controller_name": ("", "ros2_control controller to command; empty = the task's default."),
     "reset_service": ("sim/reset", "std_srvs/Trigger service that starts a new episode."),
     "training": (True, "Learn and explore (true), or act with mu(s) only and learn nothing."),
-    "lockstep": (True, "The simulator steps once per command: hold the updates-per-step ratio."),
+    "lockstep": (
+        True,
+        "The simulator steps once per command and each command waits for the owed updates; "
+        "false: real time, nothing waits.",
+    ),
     "total_steps": (20_000, "Environment steps to train for; then evaluate, export and stop."),
     "seed": (0, "Seed of networks, noise, replay sampling and warm-up actions."),
     "run_dir": ("", "Run directory; empty = runs/<task>-<date>-<time>."),
@@ -65,6 +72,11 @@ PARAMETERS = {
     "checkpoint_every_steps": (5_000, "Environment steps between checkpoints (at episode ends)."),
     "save_replay": (True, "Also checkpoint the replay buffer (its own file; 1e6 x 20-D ~ 0.2 GB)."),
     "policy_sync_every": (1, "Learner updates between refreshes of the acting policy copy."),
+    "max_update_backlog": (
+        100,
+        "Real time: owed updates (ddpg.updates_per_step) the learner may catch up in one burst "
+        "after falling behind; older owed updates are dropped and counted in summary.yaml.",
+    ),
     "torch_threads": (1, "Torch CPU threads of the learner; leave a core for the control loop."),
     "shutdown_when_done": (True, "Shut the node down after training's final evaluation."),
 }
@@ -127,6 +139,7 @@ class DDPGControllerNode(Node):
             self.agent,
             lockstep=self.settings["lockstep"],
             sync_every=self.settings["policy_sync_every"],
+            max_backlog=self.settings["max_update_backlog"],
             on_progress=self._on_learner_progress,
         )
         # Control latency: from the moment the controller may act on a state to the command's
@@ -401,6 +414,7 @@ class DDPGControllerNode(Node):
             "env_steps": self.env_steps,
             "updates": self.agent.num_updates,
             "updates_per_env_step": self.agent.num_updates / max(1, self.env_steps),
+            "updates_dropped": self.learner.updates_dropped,
             "final_eval_return": final_eval_return,
             "eval_history": [[step, value] for step, value in self.eval_history],
             "solved_threshold": self.task.solved_threshold,
