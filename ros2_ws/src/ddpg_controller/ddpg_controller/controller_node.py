@@ -15,7 +15,6 @@ copy and host arrays: no training tensor, no lock held longer than a copy, no wa
 
 from __future__ import annotations
 
-import math
 import sys
 import threading
 import time
@@ -39,6 +38,7 @@ from ddpg_controller.learning.checkpoint import load_checkpoint, save_checkpoint
 from ddpg_controller.learning.config import DDPGConfig
 from ddpg_controller.learning.ddpg import DDPG
 from ddpg_controller.learning.export import export_policy
+from ddpg_controller.learning.schedule import TrainingSchedule
 from ddpg_controller.ros_common import (
     COMMAND_QOS,
     STATE_QOS,
@@ -127,8 +127,11 @@ class DDPGControllerNode(Node):
         self.run = RunDirectory(self.settings["run_dir"] or _default_run_dir(self.task.name))
         self.env_steps = 0
         self.episodes = 0
-        self.next_eval = self.settings["eval_every_steps"] or math.inf
-        self.next_checkpoint = self.settings["checkpoint_every_steps"] or math.inf
+        self.schedule = TrainingSchedule(
+            self.settings["total_steps"],
+            self.settings["eval_every_steps"],
+            self.settings["checkpoint_every_steps"],
+        )
         if self.settings["resume"]:
             self._resume()
         self.run.write_config(
@@ -226,14 +229,13 @@ class DDPGControllerNode(Node):
         self._request_reset()
 
     def _schedule_after_training_episode(self) -> None:
-        if self.env_steps >= self.next_checkpoint:
-            self.next_checkpoint += self.settings["checkpoint_every_steps"]
+        due = self.schedule.due(self.env_steps)
+        if due.checkpoint:
             self.save_checkpoint()
-        if self.env_steps >= self.settings["total_steps"]:
+        if due.final:
             self.final_eval = True
             self._begin_evaluation(self.settings["final_eval_episodes"])
-        elif self.env_steps >= self.next_eval:
-            self.next_eval += self.settings["eval_every_steps"]
+        elif due.evaluation:
             self._begin_evaluation(self.settings["eval_episodes"])
 
     def _begin_evaluation(self, episodes: int) -> None:
@@ -391,12 +393,7 @@ class DDPGControllerNode(Node):
         extra = load_checkpoint(self.run.checkpoint, self.agent)
         self.env_steps = int(extra["env_steps"])
         self.episodes = int(extra["episodes"])
-        every_eval = self.settings["eval_every_steps"]
-        every_checkpoint = self.settings["checkpoint_every_steps"]
-        if every_eval:
-            self.next_eval = (self.env_steps // every_eval + 1) * every_eval
-        if every_checkpoint:
-            self.next_checkpoint = (self.env_steps // every_checkpoint + 1) * every_checkpoint
+        self.schedule.resume(self.env_steps)
         self.get_logger().info(f"resumed at step {self.env_steps} from {self.run.checkpoint}")
 
     def finish(self, final_eval_return: float) -> None:
