@@ -291,7 +291,8 @@ class DDPG:
         if self._graph is None:
             graph = torch.cuda.CUDAGraph()
             graph.register_generator_state(self.replay.generator)  # replay advances its stream
-            with torch.cuda.graph(graph):
+            # thread_local: the control thread goes on acting (CPU only) during the capture.
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
                 self._graph_losses = self.sample_and_update()
             self._graph = graph
         self._graph.replay()
