@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import warnings
 
 import numpy as np
 import torch
@@ -75,10 +76,19 @@ class ActingPolicy:
         actor_copy = copy.deepcopy(actor).to("cpu").eval()
         for p in actor_copy.parameters():
             p.requires_grad_(False)
-        self.module = PolicyModule(actor_copy, normalizer, action_low, action_high).eval()
+        # TorchScript: one call from Python runs the whole forward pass with the GIL released,
+        # where the eager module takes and drops the GIL at each of its ~15 ops, each a wait on a
+        # learner thread holding it (measured beside a training thread on 2 busy cores, pendulum
+        # actor: act p50 0.37-0.48 ms vs 0.49-0.67 ms eager, p99 0.64-0.77 ms vs 0.90-5.8 ms).
+        module = PolicyModule(actor_copy, normalizer, action_low, action_high).eval()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # as export.py: the same module
+            self.module = torch.jit.script(module)
         self.obs_dim = int(normalizer.mean.shape[0])
-        self._weights = list(actor_copy.parameters())
+        self._weights = list(self.module.actor.parameters())
         self._lock = threading.Lock()
+        for _ in range(3):  # the profiling executor optimises on the first calls: not in the loop
+            numpy_call(self.module, np.zeros(self.obs_dim), self.obs_dim)
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         with self._lock:
