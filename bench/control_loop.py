@@ -143,15 +143,19 @@ def compare(
 
 
 def run(quick: bool, device: str = "cpu") -> dict[str, Any]:
-    """The pendulum's controller config at its own rate (20 Hz) and at 500 Hz, on ``device``."""
+    """The pendulum's controller config at its own rate (20 Hz) and at 500 Hz, on ``device``,
+    and at 20 Hz a learner that ignores the ratio (what real time did before) as a peer."""
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the controller node's torch_threads: a core for the loop
     ddpg = {**pendulum_ddpg(), "device": device}
     duration = 3.0 if quick else 20.0
+    # The learner as it ran in real time before it held the ratio: free, as fast as it could.
+    free = {**ddpg, "updates_per_step": 1000.0}
     rows = [
         compare(ddpg, 20.0, duration * 2, "pendulum config, its control rate"),
+        compare(free, 20.0, duration * 2, "free-running learner (no ratio), pendulum rate"),
         compare(ddpg, 500.0, duration, "pendulum config"),
     ]
     torch.set_num_threads(threads)
