@@ -48,7 +48,7 @@ from ddpg_controller.ros_common import (
     stamp_to_ns,
 )
 from ddpg_controller.ros_params import declare_all, declare_dataclass
-from ddpg_controller.run_directory import RunDirectory
+from ddpg_controller.run_directory import RunDirectory, completes_despite_ctrl_c
 from ddpg_controller.sim.tasks import RobotState, make_task
 from ddpg_controller.state_assembly import StateAssembler
 
@@ -396,13 +396,13 @@ class DDPGControllerNode(Node):
         self.schedule.resume(self.env_steps)
         self.get_logger().info(f"resumed at step {self.env_steps} from {self.run.checkpoint}")
 
+    @completes_despite_ctrl_c
     def finish(self, final_eval_return: float) -> None:
-        """Training is over: checkpoint, export the deterministic policy, plot, summarise."""
+        """Training is over: checkpoint, export the deterministic policy, summarise, plot."""
         self.done = True
         self.learner.stop()
         self.save_checkpoint()
         export_policy(self.run.policy, self.agent, self._policy_metadata())
-        self.run.plot_learning_curve(f"DDPG on {self.task.name}")
         wall = time.monotonic() - self.started
         latency = self.latency.summary_ms()
         summary = {
@@ -427,6 +427,7 @@ class DDPGControllerNode(Node):
             "policy": str(self.run.policy),
         }
         self.run.write_summary(summary)
+        self.run.plot_learning_curve(f"DDPG on {self.task.name}")
         self.get_logger().info(f"training done: {summary}")
         if self.settings["shutdown_when_done"]:
             rclpy.try_shutdown()
@@ -449,6 +450,7 @@ class DDPGControllerNode(Node):
         if not self.done:
             self.learner.stop()
             self.save_checkpoint()
+            self.get_logger().warning(self.run.incomplete_reason(self.env_steps))
         self.run.close()
 
 
