@@ -347,8 +347,11 @@ class DDPGControllerNode(Node):
         """Called in the learner thread after each update, or once when it has died.
 
         The EventsExecutor supports no guard conditions, and publishing is thread-safe, so the
-        learner publishes a command it was holding up itself.
+        learner publishes a command it was holding up itself. Once Ctrl-C has shut rclpy down
+        there is nothing to publish, and a publish that raced the shutdown is no learner failure.
         """
+        if not self.context.ok():
+            return
         if self.learner.failure is not None and not self.failure_reported:
             self.failure_reported = True
             self.get_logger().error(
