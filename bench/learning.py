@@ -241,7 +241,7 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
                 normalize = agent.frozen_normalizer().normalize
                 probe(
                     step,
-                    agent.replay.obs[: len(agent.replay)],
+                    agent.replay.field("obs").cpu().numpy(),
                     lambda s: agent.actor(torch.from_numpy(normalize(s))),
                 )
             if step % every == 0 and step < steps:
