@@ -46,11 +46,12 @@ from ddpg_controller.ros_common import (
 )
 from ddpg_controller.ros_params import declare_all, declare_dataclass
 from ddpg_controller.run_directory import RunDirectory
-from ddpg_controller.sim.tasks import RobotState, make_task
 from ddpg_controller.state_assembly import StateAssembler
+from ddpg_controller.tasks import RobotState, load_task
 
 PARAMETERS = {
-    "task": ("pendulum", "Task whose observation, reward and bounds the controller uses."),
+    "task": ("pendulum", "Built-in task whose observation, reward and bounds the controller uses."),
+    "task_file": ("", "Task spec file (YAML); when set it replaces the built-in task."),
     "controller_name": ("", "ros2_control controller to command; empty = the task's default."),
     "reset_service": ("sim/reset", "std_srvs/Trigger service that starts a new episode."),
     "training": (True, "Learn and explore (true), or act with mu(s) only and learn nothing."),
@@ -89,6 +90,7 @@ class _Step:
     state: RobotState
     observation: np.ndarray
     action: np.ndarray
+    previous_action: np.ndarray  # the action before this one (zeros at an episode start)
 
 
 class DDPGControllerNode(Node):
@@ -96,7 +98,7 @@ class DDPGControllerNode(Node):
         super().__init__("controller")
         self.settings = declare_all(self, PARAMETERS)
         self.config = DDPGConfig.from_dict(declare_dataclass(self, "ddpg", DDPGConfig))
-        self.task = make_task(self.settings["task"])
+        self.task = load_task(self.settings["task_file"] or self.settings["task"])
         controller = self.settings["controller_name"] or self.task.controller_name
         torch_threads = self.settings["torch_threads"]
         if torch_threads > 0:
@@ -266,7 +268,7 @@ class DDPGControllerNode(Node):
             return  # a state of the episode before the reset
         if self.last is not None and stamp_ns <= self.last.stamp_ns:
             return  # duplicate or out of order: never act twice on one state
-        observation = self.task.observation(state)
+        observation = self.task.observation(state, self._previous_action())
         finite = all(np.isfinite(v).all() for v in (state.position, state.velocity, observation))
         if not finite:
             self.get_logger().error("non-finite robot state: safe command", throttle_duration_sec=1)
@@ -283,7 +285,7 @@ class DDPGControllerNode(Node):
     def _close_transition(self, state: RobotState, observation: np.ndarray) -> bool:
         """Record (s, a, r, s', terminated); True when the episode ends here."""
         last = self.last
-        reward = self.task.reward(last.state, last.action, state)
+        reward = self.task.reward(last.state, last.action, state, last.previous_action)
         terminated = self.task.terminated(state)
         self.episode_return += reward
         self.episode_step += 1
@@ -312,17 +314,25 @@ class DDPGControllerNode(Node):
             self.pending_state = None
             start = time.perf_counter()
             if pending.safe or self.learner.failure is not None:
-                action = np.zeros(self.task.action_dim)  # safe command
+                command = self.task.hold_command(pending.state)
             else:
                 action = self._choose_action(pending.observation)
-                self.last = _Step(pending.stamp_ns, pending.state, pending.observation, action)
-            self.command_publisher.publish(Float64MultiArray(data=action.tolist()))
+                previous = self._previous_action()
+                self.last = _Step(
+                    pending.stamp_ns, pending.state, pending.observation, action, previous
+                )
+                command = self.task.command(action, pending.state)
+            if command is not None:
+                self.command_publisher.publish(Float64MultiArray(data=command.tolist()))
             published = time.perf_counter()
         if self.settings["lockstep"]:
             self.lockstep_wait.record(start - pending.received)
             self.latency.record(published - start)
         else:
             self.latency.record(published - pending.received)
+
+    def _previous_action(self) -> np.ndarray:
+        return self.last.action if self.last is not None else np.zeros(self.task.action_dim)
 
     def _choose_action(self, observation: np.ndarray) -> np.ndarray:
         explore = self.settings["training"] and not self.evaluating
@@ -391,7 +401,11 @@ class DDPGControllerNode(Node):
         self.done = True
         self.learner.stop()
         self.save_checkpoint()
-        export_policy(self.run.policy, self.agent, self._policy_metadata())
+        export_policy(
+            self.run.policy,
+            self.agent,
+            {**self.task.policy_metadata(), "env_steps": self.env_steps},
+        )
         self.run.plot_learning_curve(f"DDPG on {self.task.name}")
         wall = time.monotonic() - self.started
         latency = self.latency.summary_ms()
@@ -419,19 +433,6 @@ class DDPGControllerNode(Node):
         self.get_logger().info(f"training done: {summary}")
         if self.settings["shutdown_when_done"]:
             rclpy.try_shutdown()
-
-    def _policy_metadata(self) -> dict:
-        return {
-            "task": self.task.name,
-            "observation_names": list(self.task.observation_names),
-            "joint_names": list(self.task.joint_names),
-            "signal_names": list(self.task.signal_names),
-            "command_interface": self.task.command_interface,
-            "action_low": self.task.action_low.tolist(),
-            "action_high": self.task.action_high.tolist(),
-            "control_rate_hz": 1.0 / self.task.control_period,
-            "env_steps": self.env_steps,
-        }
 
     def close(self) -> None:
         """On Ctrl-C: stop the learner, then checkpoint, so nothing learned is lost."""

@@ -25,7 +25,7 @@ from ddpg_controller.learning.export import export_policy, load_policy
 from ddpg_controller.learning.training import evaluate, train
 from ddpg_controller.safety import SafetyConfig, SafetyLayer, Verdict
 from ddpg_controller.sim.envs import RobotEnv
-from ddpg_controller.sim.tasks import make_task
+from ddpg_controller.tasks import load_task
 
 SEED = 7
 EVAL_SEED = SEED + 1_000_000  # learning.training.train's evaluation seeds
@@ -52,7 +52,7 @@ def trained(tmp_path_factory) -> SimpleNamespace:
         eval_env=RobotEnv("pendulum"),
         eval_episodes=EPISODES,
     )
-    task = make_task("pendulum")
+    task = load_task("pendulum")
     # The metadata exactly as the controller node writes it at the end of training.
     metadata = DDPGControllerNode._policy_metadata(
         SimpleNamespace(task=task, env_steps=result.total_steps)

@@ -49,10 +49,18 @@ def test_bad_configuration_says_what_is_wrong(kwargs, message) -> None:
         SafetyConfig.build(2, [-2.0, -1.0], [2.0, 1.0], PERIOD, "effort", **kwargs)
 
 
-def test_position_interface_needs_an_explicit_safe_command() -> None:
-    with pytest.raises(ValueError, match="set safe_command"):
-        SafetyConfig.build(1, [-1.0], [1.0], PERIOD, "position")
-    assert SafetyConfig.build(1, [-1.0], [1.0], PERIOD, "position", safe_command=[0.3])
+def test_position_interface_holds_the_measured_position_by_default() -> None:
+    config = SafetyConfig.build(1, [-1.0], [1.0], PERIOD, "position")
+    assert config.safe_command is None  # hold the measured position, never "go to zero"
+    layer = SafetyLayer(config)
+    layer.start(now=0.0)
+    assert layer.safe() is None  # nothing measured yet: publish nothing
+    assert layer.check_state(1, now=0.0, position=np.array([0.4]), velocity=np.zeros(1))[0] is (
+        Verdict.ACT
+    )
+    assert layer.safe().tolist() == [0.4]
+    explicit = SafetyConfig.build(1, [-1.0], [1.0], PERIOD, "position", safe_command=[0.3])
+    assert explicit.safe_command.tolist() == [0.3]
 
 
 def test_commands_are_clipped_to_the_limits() -> None:
