@@ -46,6 +46,7 @@ from ddpg_controller.ros_common import (
 )
 from ddpg_controller.ros_params import declare_all, declare_dataclass
 from ddpg_controller.run_directory import RunDirectory
+from ddpg_controller.safety import SafetyLayer, Verdict, task_safety_config
 from ddpg_controller.state_assembly import StateAssembler
 from ddpg_controller.tasks import RobotState, load_task
 
@@ -138,6 +139,13 @@ class DDPGControllerNode(Node):
         self.lockstep_wait = LatencyMeter()
         self.assembler = StateAssembler(self.task.signal_names, self.settings["lockstep"])
         self.period_ns = round(self.task.control_period * 1e9)
+        # Driving a robot in real time (training included), every command passes the safety
+        # layer with the task's defaults; in lockstep the simulator is the robot and the
+        # commands stay exactly what the gymnasium env would apply.
+        self.safety: SafetyLayer | None = None
+        if not self.settings["lockstep"]:
+            self.safety = SafetyLayer(task_safety_config(self.task))
+            self.safety.start(time.monotonic())
         self.dropped_transitions = 0
         self.started = time.monotonic()
 
@@ -184,6 +192,8 @@ class DDPGControllerNode(Node):
             self._request_reset()
 
     def _request_reset(self) -> None:
+        if self.safety is not None and self.safety.clear_e_stop():
+            self.get_logger().warning("safety latch cleared for the new episode")
         self.episode_start_ns = None
         self.deferred_state = None
         self.last = None
@@ -322,6 +332,8 @@ class DDPGControllerNode(Node):
                     pending.stamp_ns, pending.state, pending.observation, action, previous
                 )
                 command = self.task.command(action, pending.state)
+            if self.safety is not None:
+                command = self._through_safety(pending, command)
             if command is not None:
                 self.command_publisher.publish(Float64MultiArray(data=command.tolist()))
             published = time.perf_counter()
@@ -330,6 +342,27 @@ class DDPGControllerNode(Node):
             self.latency.record(published - start)
         else:
             self.latency.record(published - pending.received)
+
+    def _through_safety(self, pending: _Pending, command: np.ndarray | None) -> np.ndarray | None:
+        """The command the safety layer lets through for ``pending`` (None: publish nothing)."""
+        state = pending.state
+        verdict, reason = self.safety.check_state(
+            pending.stamp_ns,
+            *state.signals.values(),
+            now=time.monotonic(),
+            position=state.position,
+            velocity=state.velocity,
+        )
+        if verdict is Verdict.SAFE or command is None:
+            if reason:
+                self.get_logger().error(reason, throttle_duration_sec=1.0)
+            return self.safety.safe()
+        if verdict is Verdict.IGNORE:
+            return None
+        command, reason = self.safety.command(command, pending.stamp_ns)
+        if reason:
+            self.get_logger().error(reason, throttle_duration_sec=1.0)
+        return command
 
     def _previous_action(self) -> np.ndarray:
         return self.last.action if self.last is not None else np.zeros(self.task.action_dim)

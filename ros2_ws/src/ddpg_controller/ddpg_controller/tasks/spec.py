@@ -156,6 +156,12 @@ class _Section:
         path = f"{self.path}.{key}" if self.path else key
         return _Section(self.raw(key, None, required), self.source, path)
 
+    def only(self, *keys: str) -> None:
+        """Reject unknown keys before reading any (a typo is named before what it left unset)."""
+        unknown = sorted(set(self.data) - set(keys))
+        if unknown:
+            self.fail(f"unknown key {unknown[0]!r} (known: {', '.join(sorted(keys))})", "")
+
     def done(self) -> None:
         unknown = sorted(set(self.data) - self.seen)
         if unknown:
@@ -827,6 +833,10 @@ def _terms(
         entry = _Section(
             {"term": item} if isinstance(item, str) else item, top.source, f"{key}[{index}]"
         )
+        if key == "observation":
+            entry.only("term", "axes", "noise_std")
+        else:
+            entry.only("term", "weight", "at", "axes", "wrap", "normalized", "std")
         name = entry.text("term", required=True, choices=tuple(catalogue))
         needs = catalogue[name][0]
         if ("goal" in needs or "end_effector" in needs) and not has_goal:
