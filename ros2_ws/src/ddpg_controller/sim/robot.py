@@ -51,6 +51,7 @@ class SimulatedRobot:
         self._client: int | None = pybullet.connect(pybullet.DIRECT)
         if self._client < 0:
             raise RuntimeError("pybullet.connect(DIRECT) failed")
+        self._urdf_dir: tempfile.TemporaryDirectory | None = None
         self._urdf_file = self._urdf_for_pybullet()
         self._rng: np.random.Generator | None = None
         self._body: int | None = None
@@ -190,14 +191,13 @@ class SimulatedRobot:
     # ---- internals -------------------------------------------------------------------------------
     def _urdf_for_pybullet(self) -> str:
         """PyBullet does not resolve ``package://`` (bullet3 #3224), nor read a string: a URDF
-        whose mesh URIs the task resolved, or a ``robot_description``, goes to a temporary file."""
+        whose mesh URIs the task resolved, or a ``robot_description``, goes to a temporary file
+        (kept until the robot is garbage-collected)."""
         urdf = self.task.urdf
-        if urdf.path is not None and "package://" not in urdf.resolved_text:
-            original = urdf.path.read_text()
-            if original == urdf.resolved_text:
-                return str(urdf.path)
-        self._tmpdir = tempfile.TemporaryDirectory(prefix="ddpg_controller_urdf_")
-        file = f"{self._tmpdir.name}/{urdf.name or 'robot'}.urdf"
+        if urdf.path is not None and urdf.path.read_text() == urdf.resolved_text:
+            return str(urdf.path)
+        self._urdf_dir = tempfile.TemporaryDirectory(prefix="ddpg_controller_urdf_")
+        file = f"{self._urdf_dir.name}/{urdf.name or 'robot'}.urdf"
         with open(file, "w") as f:
             f.write(urdf.resolved_text)
         return file

@@ -31,6 +31,7 @@ from .terms import (
     RobotState,
     observation_block,
     observation_size,
+    per_joint,
     reward_value,
     upright_angle,
 )
@@ -51,6 +52,30 @@ BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
 INTERFACES = ("position", "velocity", "effort")
 ACTION_MODES = ("absolute", "delta")
 LIMIT_KEYS = ("lower", "upper", "velocity", "effort")
+TOP_KEYS = (
+    "name",
+    "description",
+    "robot",
+    "command",
+    "goal",
+    "observation",
+    "reward",
+    "termination",
+    "timing",
+    "solved_threshold",
+    "simulator",
+    "randomization",
+)
+ROBOT_KEYS = (
+    "urdf",
+    "robot_description",
+    "base",
+    "joints",
+    "end_effector_link",
+    "upright_link",
+    "limits",
+    "initial_state",
+)
 _LIMIT_FIELDS = {
     "lower": "position_lower",
     "upper": "position_upper",
@@ -121,8 +146,8 @@ class _Section:
             self.fail(f"must be >= {minimum}, got {value!r}", key)
         return value
 
-    def integer(self, key: str, default: int, minimum: int = 0) -> int:
-        value = self.raw(key, default)
+    def integer(self, key: str, default: int | None, minimum: int = 0) -> int:
+        value = self.raw(key, default, required=default is None)
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             self.fail(f"must be an integer >= {minimum}, got {value!r}", key)
         return value
@@ -356,15 +381,14 @@ class Task:
 
     @property
     def observation_names(self) -> tuple[str, ...]:
+        """``joint_position[panda_joint1]``, ..., ``ee_minus_goal.x``, ...: the layout a deploy
+        node checks against the policy's."""
         names: list[str] = []
         for term in self.observation_terms:
-            if observation_size(term, self.action_dim) == self.action_dim and (
-                term.term.startswith("joint_") or term.term == "previous_action"
-            ):
+            if per_joint(term):
                 names += [f"{term.term}[{joint}]" for joint in self.joint_names]
             else:
-                axes = "xyz"
-                names += [f"{term.term}.{axes[i]}" for i in term.axes]
+                names += [f"{term.term}.{'xyz'[i]}" for i in term.axes]
         return tuple(names)
 
     @property
@@ -559,9 +583,11 @@ def task_from_dict(
     """Build and check a task from a spec mapping; ``source`` names it in errors. A spec whose
     robot has no URDF (one carried by an exported policy) must give every limit itself."""
     top = _Section(data, source, "")
+    top.only(*TOP_KEYS)
     name = top.text("name", default_name)
     top.text("description", "")
     robot = top.section("robot", required=True)
+    robot.only(*ROBOT_KEYS)
     urdf = _robot_description(robot, spec_dir)
     base = robot.text("base", "fixed", choices=("fixed", "floating"))
     joints = robot.raw("joints", required=True)
@@ -571,6 +597,7 @@ def task_from_dict(
         robot.fail(f"lists a joint twice: {joints}", "joints")
     n = len(joints)
     command = top.section("command", required=True)
+    command.only("interface", "controller", "action", "delta_scale", "action_bound", "gains")
     interface = command.text("interface", required=True, choices=INTERFACES)
     limits = _limits(robot, urdf, joints, interface)
     links = set(urdf.links) if urdf is not None else None
@@ -602,7 +629,7 @@ def task_from_dict(
     timing = top.section("timing", required=True)
     period = timing.number("control_period", positive=True, required=True)
     substeps = timing.integer("substeps", 10, minimum=1)
-    steps = timing.integer("episode_steps", 0, minimum=1)
+    steps = timing.integer("episode_steps", None, minimum=1)
     timing.done()
 
     goal = _goal(top, ee_link, urdf, period)
@@ -886,5 +913,4 @@ def _randomization(top: _Section) -> RandomizationConfig:
     try:
         return RandomizationConfig(**values)
     except ValueError as exc:
-        section.fail(str(exc))
-        raise  # unreachable: fail raises
+        raise TaskSpecError(f"{section.where()}: {exc}") from None

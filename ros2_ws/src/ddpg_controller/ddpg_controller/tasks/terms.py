@@ -22,6 +22,7 @@ __all__ = [
     "RewardTerm",
     "RobotState",
     "observation_size",
+    "per_joint",
 ]
 
 AXES = {"x": 0, "y": 1, "z": 2}
@@ -92,10 +93,13 @@ def upright_angle(axis: np.ndarray) -> float:
     return math.acos(min(1.0, max(-1.0, float(axis[2]) / max(1e-12, float(np.linalg.norm(axis))))))
 
 
+def per_joint(term: ObservationTerm) -> bool:
+    """True for the terms with one value per joint; the others are 3-D signals (``axes``)."""
+    return term.term.startswith("joint_") or term.term == "previous_action"
+
+
 def observation_size(term: ObservationTerm, joints: int) -> int:
-    if term.term.startswith("joint_") or term.term == "previous_action":
-        return joints
-    return len(term.axes)
+    return joints if per_joint(term) else len(term.axes)
 
 
 def observation_block(
