@@ -5,9 +5,11 @@ torch CPU with one thread, behind the safety layer of :mod:`ddpg_controller.safe
 
 Lifecycle (``rclpy.lifecycle``; drive it with ``<ns>/deploy/change_state``):
 
-- **configure** loads the policy file and checks it against the configured task and robot: task,
-  joint names (same names, same order), command interface, signal topics, observation layout,
-  action count == controller joints, control rate, and the safety parameters. Any mismatch, or a
+- **configure** loads the policy file and the task: ``task_file`` or ``task`` when set, else the
+  task spec the policy carries (so the robot computer needs no URDF and no simulator). It checks
+  the policy against the task (``Task.policy_mismatches``): task, joint names (same names, same
+  order), command interface, action mode, limits, signal topics, observation layout, action
+  count == controller joints, control rate, and the safety parameters. Any mismatch, or a
   missing/corrupt file, fails the transition with a log line saying exactly what differs. Then it
   subscribes to the robot state and e-stop topics and creates the command publisher.
 - **activate** checks the last ``joint_states`` received (if any) for every trained joint name
@@ -21,7 +23,8 @@ by name), one geometry_msgs/PointStamped topic per task signal, ``e_stop`` (std_
 latches the safe command); publishes ``<controller_name>/commands`` (std_msgs/Float64MultiArray,
 reliable) and ``~/command_state`` (sensor_msgs/JointState: header.stamp = the stamp of the state
 the command answers, 0 for watchdog/deactivation/e-stop commands; the command in the field of the
-command interface). Service ``~/clear_e_stop`` (std_srvs/Trigger) clears the e-stop latch.
+command interface). Service ``~/clear_e_stop`` (std_srvs/Trigger) clears the e-stop and over-speed
+latches.
 
 Latency (state received -> command published, ``LatencyMeter``) is logged as p50/p99 every
 ``latency_log_period`` seconds, at deactivation and at shutdown.
