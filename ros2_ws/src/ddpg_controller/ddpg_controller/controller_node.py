@@ -139,6 +139,10 @@ class DDPGControllerNode(Node):
         self.lockstep_wait = LatencyMeter()
         self.assembler = StateAssembler(self.task.signal_names, self.settings["lockstep"])
         self.period_ns = round(self.task.control_period * 1e9)
+        # The spec's observation noise (sim-to-real robustness) while training; never on deploy.
+        self.noise_rng = (
+            np.random.default_rng(self.settings["seed"]) if self.settings["training"] else None
+        )
         # Driving a robot in real time (training included), every command passes the safety
         # layer with the task's defaults; in lockstep the simulator is the robot and the
         # commands stay exactly what the gymnasium env would apply.
@@ -278,7 +282,7 @@ class DDPGControllerNode(Node):
             return  # a state of the episode before the reset
         if self.last is not None and stamp_ns <= self.last.stamp_ns:
             return  # duplicate or out of order: never act twice on one state
-        observation = self.task.observation(state, self._previous_action())
+        observation = self.task.observation(state, self._previous_action(), self.noise_rng)
         finite = all(np.isfinite(v).all() for v in (state.position, state.velocity, observation))
         if not finite:
             self.get_logger().error("non-finite robot state: safe command", throttle_duration_sec=1)

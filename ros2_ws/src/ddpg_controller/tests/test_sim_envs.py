@@ -8,10 +8,12 @@ import warnings
 import gymnasium
 import numpy as np
 import pytest
+import yaml
 from gymnasium.utils.env_checker import check_env
 
 from ddpg_controller.sim import ENV_IDS, RobotEnv, SimulatedRobot
 from ddpg_controller.tasks import (
+    BUILTIN_DIR,
     RandomizationConfig,
     RobotState,
     builtin_task_names,
@@ -308,3 +310,30 @@ def test_robot_rejects_bad_actions(closing):
         robot.step([0.0])
     with pytest.raises(ValueError):
         robot.step([0.0, float("nan")])
+
+
+def test_goal_resampled_every_n_seconds_in_a_link_frame(tmp_path, closing):
+    spec = yaml.safe_load((BUILTIN_DIR / "reacher.yaml").read_text())
+    spec["robot"]["urdf"] = str(BUILTIN_DIR / "urdf" / "reacher.urdf")
+    spec["goal"] = {
+        "annulus": {"radius": [0.05, 0.1]},
+        "frame": "fingertip",
+        "resample_every_s": 0.1,
+    }
+    path = tmp_path / "reacher_resampled.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    env = RobotEnv(str(path))
+    closing(env)
+    env.reset(seed=0)
+    goals, tips = [env.state.signals["goal"]], [env.state.signals["end_effector"]]
+    for _ in range(4):
+        env.step(np.zeros(2))
+        goals.append(env.state.signals["goal"])
+        tips.append(env.state.signals["end_effector"])
+    # 0.1 s = 2 control periods: a new goal after steps 2 and 4, the same one in between.
+    assert np.array_equal(goals[0], goals[1]) and np.array_equal(goals[2], goals[3])
+    assert not np.array_equal(goals[1], goals[2]) and not np.array_equal(goals[3], goals[4])
+    # In the fingertip's frame (0.21 m from the base; the arm rests): 5-10 cm from the fingertip.
+    assert all(
+        0.05 - 1e-9 <= np.linalg.norm(g - t) <= 0.1 + 1e-9 for g, t in zip(goals, tips, strict=True)
+    )
