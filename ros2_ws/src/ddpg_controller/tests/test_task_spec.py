@@ -6,6 +6,7 @@ nothing starts half-way.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -127,9 +128,11 @@ def test_upright_terms_alive_bonus_and_termination() -> None:
 def test_the_spec_a_policy_carries_rebuilds_the_same_contract() -> None:
     for name in builtin_task_names():
         task = load_task(name)
-        carried = task_from_dict(task.spec, f"policy of {name}")
+        # Through JSON, as the policy file stores it (infinite limits of continuous joints too).
+        metadata = json.loads(json.dumps({**task.policy_metadata(), **_dims(task)}))
+        carried = task_from_dict(metadata["task_spec"], f"policy of {name}")
         assert carried.urdf is None  # needs no URDF (and no pybullet_data) on the robot
-        assert carried.policy_mismatches({**task.policy_metadata(), **_dims(task)}) == []
+        assert carried.policy_mismatches(metadata) == []
 
 
 def _dims(task) -> dict:
