@@ -63,6 +63,7 @@ from ddpg_controller.ros_common import (
 from ddpg_controller.ros_params import declare_all
 from ddpg_controller.safety import (
     DEFAULT_POSITION_MARGIN,
+    DEFAULT_VELOCITY_TOLERANCE,
     SafetyLayer,
     Verdict,
     task_safety_config,
@@ -89,6 +90,11 @@ PARAMETERS = {
     "position_margin": (
         DEFAULT_POSITION_MARGIN,
         "Position control: command limits this far inside the URDF position limits (rad or m).",
+    ),
+    "velocity_tolerance": (
+        DEFAULT_VELOCITY_TOLERANCE,
+        "Over-speed trip: a measured joint velocity beyond (1 + this) x its URDF limit latches "
+        "the safe command until ~/clear_e_stop.",
     ),
     "filter_alpha": (
         1.0,
@@ -238,6 +244,7 @@ class DeployNode(LifecycleNode):
                 state_timeout=float(self.settings["state_timeout"]),
                 position_margin=float(self.settings["position_margin"]),
                 filter_alpha=float(self.settings["filter_alpha"]),
+                velocity_tolerance=float(self.settings["velocity_tolerance"]),
             )
         except ValueError as exc:
             return f"safety parameters: {exc}"

@@ -17,8 +17,8 @@ and decides when the safe command replaces the policy:
   out-of-order message) is ignored: the controller never acts twice on one state;
 - **bad input/output**: NaN or inf in any input (positions, velocities, signals, observation) or in
   the policy's output gives the safe command;
-- **over-speed trip**: a measured joint velocity beyond its limit (the URDF's) latches the safe
-  command until ``clear_e_stop()``;
+- **over-speed trip**: a measured joint velocity beyond its limit (the URDF's, with a tolerance)
+  latches the safe command until ``clear_e_stop()``;
 - **watchdog**: no accepted state within ``state_timeout`` seconds -> the safe command, once, until
   states return (the caller checks it on a steady clock);
 - **emergency stop**: once latched, every command is the safe command until ``clear_e_stop()``.
@@ -136,6 +136,10 @@ class SafetyConfig:
 
 DEFAULT_MAX_DELTA_FRACTION = 0.25  # effort/velocity: a quarter of the command range per period
 DEFAULT_POSITION_MARGIN = 0.05  # rad (or m) inside the URDF position limits
+# A measured velocity trips the safety layer beyond (1 + tolerance) x the URDF limit: a motor
+# driven at its limit overshoots it by a fraction of a percent (0.2 % measured on the Panda in
+# PyBullet) and real velocity estimates are noisy.
+DEFAULT_VELOCITY_TOLERANCE = 0.1
 
 
 def task_safety_config(
@@ -147,11 +151,15 @@ def task_safety_config(
     state_timeout: float = 0.0,
     position_margin: float = DEFAULT_POSITION_MARGIN,
     filter_alpha: float = 1.0,
+    velocity_tolerance: float = DEFAULT_VELOCITY_TOLERANCE,
 ) -> SafetyConfig:
     """The safety configuration of a task; unset values default to the task's facts: limits to
     the policy's action bounds (effort, velocity) or the URDF position limits less the margin
     (position); ``max_delta`` to the URDF velocity limit times the control period (position) or a
-    quarter of the command range; the over-speed trip to the URDF velocity limits."""
+    quarter of the command range; the over-speed trip to the URDF velocity limits times
+    ``1 + velocity_tolerance``."""
+    if not velocity_tolerance >= 0.0:
+        raise ValueError(f"velocity_tolerance must be >= 0, got {velocity_tolerance}")
     position = task.command_interface == "position"
     default_low = task.command_low if position else task.action_low
     default_high = task.command_high if position else task.action_high
@@ -173,7 +181,7 @@ def task_safety_config(
         safe_command=safe_command,
         state_timeout=state_timeout,
         position_margin=position_margin,
-        velocity_limit=task.velocity_limit.tolist(),
+        velocity_limit=(task.velocity_limit * (1.0 + velocity_tolerance)).tolist(),
         filter_alpha=filter_alpha,
     )
 
@@ -203,7 +211,9 @@ class SafetyLayer:
         """On activation: the robot holds the safe command; the watchdog starts counting now.
 
         Stamp order restarts too, so a robot whose clock restarted can be resumed by a
-        deactivate/activate cycle."""
+        deactivate/activate cycle; the measured position is forgotten (the robot may have been
+        moved meanwhile): the first command ramps from the first state after activation."""
+        self.measured_position = None
         self.last_command = self._safe_value()
         self._last_command_stamp_ns = None
         self._last_state_stamp_ns = None
