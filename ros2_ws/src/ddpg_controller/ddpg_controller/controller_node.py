@@ -45,7 +45,7 @@ from ddpg_controller.ros_common import (
     stamp_to_ns,
 )
 from ddpg_controller.ros_params import declare_all, declare_dataclass
-from ddpg_controller.run_directory import RunDirectory
+from ddpg_controller.run_directory import RunDirectory, completes_despite_ctrl_c
 from ddpg_controller.safety import SafetyLayer, Verdict, task_safety_config
 from ddpg_controller.state_assembly import StateAssembler
 from ddpg_controller.tasks import RobotState, load_task
@@ -433,8 +433,9 @@ class DDPGControllerNode(Node):
             self.next_checkpoint = (self.env_steps // every_checkpoint + 1) * every_checkpoint
         self.get_logger().info(f"resumed at step {self.env_steps} from {self.run.checkpoint}")
 
+    @completes_despite_ctrl_c
     def finish(self, final_eval_return: float) -> None:
-        """Training is over: checkpoint, export the deterministic policy, plot, summarise."""
+        """Training is over: checkpoint, export the deterministic policy, summarise, plot."""
         self.done = True
         self.learner.stop()
         self.save_checkpoint()
@@ -443,7 +444,6 @@ class DDPGControllerNode(Node):
             self.agent,
             {**self.task.policy_metadata(), "env_steps": self.env_steps},
         )
-        self.run.plot_learning_curve(f"DDPG on {self.task.name}")
         wall = time.monotonic() - self.started
         latency = self.latency.summary_ms()
         summary = {
@@ -467,6 +467,7 @@ class DDPGControllerNode(Node):
             "policy": str(self.run.policy),
         }
         self.run.write_summary(summary)
+        self.run.plot_learning_curve(f"DDPG on {self.task.name}")
         self.get_logger().info(f"training done: {summary}")
         if self.settings["shutdown_when_done"]:
             rclpy.try_shutdown()
@@ -476,6 +477,7 @@ class DDPGControllerNode(Node):
         if not self.done:
             self.learner.stop()
             self.save_checkpoint()
+            self.get_logger().warning(self.run.incomplete_reason(self.env_steps))
         self.run.close()
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ddpg_controller.processes import NodeProcess
-from ddpg_controller.ros_common import isolate_ros_traffic, reset_stamp_ns
+from ddpg_controller.ros_common import isolate_ros_traffic, make_executor, reset_stamp_ns
 from ddpg_controller.train_cli import (
     SIM_NODE,
     NodeSpec,
@@ -159,7 +159,6 @@ class DeployDriver:
         from geometry_msgs.msg import PointStamped
         from lifecycle_msgs.srv import ChangeState
         from rcl_interfaces.srv import SetParameters
-        from rclpy.experimental import EventsExecutor
         from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import JointState
         from std_srvs.srv import Trigger
@@ -179,7 +178,7 @@ class DeployDriver:
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
         self.node = rclpy.create_node(f"deploy_driver_{os.getpid()}", context=self.context)
-        self.executor = EventsExecutor(context=self.context)
+        self.executor = make_executor(self.context)
         self.executor.add_node(self.node)
         node = self.node
         self.change_state_client = node.create_client(ChangeState, f"{prefix}/deploy/change_state")

@@ -3,7 +3,8 @@
 The spin loop uses ``rclpy.experimental.EventsExecutor`` with a timeout: on this class of machine it
 measured 0.28 ms p50 / 1.1 ms p99 for a two-process round trip, against 0.46 / 1.3 ms for the
 single-threaded executor and 150-500 ms p99 for the multi-threaded one. Without a timeout it
-busy-loops and ignores SIGINT, hence ``spin_once(timeout_sec=...)`` in a loop.
+busy-loops and ignores SIGINT, hence ``spin_once(timeout_sec=...)`` in a loop. rclpy has it from
+7.1.4 (Jazzy) on; Humble's rclpy does not, and there the nodes spin the single-threaded executor.
 """
 
 from __future__ import annotations
@@ -11,15 +12,17 @@ from __future__ import annotations
 import fcntl
 import os
 import random
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from typing import IO
 
 import numpy as np
 import rclpy
 from builtin_interfaces.msg import Time
-from rclpy.executors import ExternalShutdownException
-from rclpy.experimental import EventsExecutor
+from rclpy.context import Context
+from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import (
     DurabilityPolicy,
@@ -28,6 +31,7 @@ from rclpy.qos import (
     ReliabilityPolicy,
     qos_profile_sensor_data,
 )
+from rclpy.signals import uninstall_signal_handlers
 from sensor_msgs.msg import JointState
 
 # Commands: reliable, like ros2_control's forward_command_controller subscription (system default).
@@ -42,6 +46,16 @@ COMMAND_QOS = QoSProfile(
 # SENSOR_QOS subscriptions.
 STATE_QOS = COMMAND_QOS
 SENSOR_QOS = qos_profile_sensor_data
+
+try:
+    from rclpy.experimental import EventsExecutor as FastestExecutor
+except ImportError:  # Humble's rclpy (3.3.x): the EventsExecutor backport is unreleased
+    FastestExecutor = SingleThreadedExecutor
+
+
+def make_executor(context: Context | None = None) -> Executor:
+    """The fastest single-threaded executor this rclpy has (see the module docstring)."""
+    return FastestExecutor(context=context)
 
 
 _DOMAIN_LOCKS: list[IO] = []
@@ -125,8 +139,9 @@ def joint_state_by_name(
 
 
 def spin_until_shutdown(node: Node, timeout_sec: float = 0.1) -> None:
-    """Spin ``node`` until rclpy shuts down or Ctrl-C; the caller cleans up afterwards."""
-    executor = EventsExecutor()
+    """Spin ``node`` until rclpy shuts down or Ctrl-C; the caller cleans up afterwards, and no
+    further Ctrl-C interrupts that (see ``ignore_further_ctrl_c``)."""
+    executor = make_executor(node.context)
     executor.add_node(node)
     try:
         while rclpy.ok():
@@ -134,5 +149,20 @@ def spin_until_shutdown(node: Node, timeout_sec: float = 0.1) -> None:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        ignore_further_ctrl_c()
         executor.remove_node(node)
         executor.shutdown()
+
+
+def ignore_further_ctrl_c() -> None:
+    """Let a stopping node clean up (checkpoint, safe command) whatever SIGINTs follow.
+
+    Under ``ros2 launch`` in a terminal a node always gets two: the terminal signals the whole
+    process group, launch included, and launch forwards one more to each node; the second used to
+    land in ``destroy_node`` or ``rclpy.try_shutdown`` with a KeyboardInterrupt traceback and exit
+    code -2 (seen here under Humble's and Jazzy's launch). rclpy's handler is uninstalled first,
+    or ``rclpy.try_shutdown`` would reinstate Python's.
+    """
+    if threading.current_thread() is threading.main_thread():
+        uninstall_signal_handlers()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -8,11 +8,15 @@
 from __future__ import annotations
 
 import csv
+import functools
 import math
 import os
-from collections.abc import Mapping
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import yaml
 
@@ -47,6 +51,15 @@ class RunDirectory:
         self.summary = self.path / "summary.yaml"
         self._tensorboard = None
 
+    def incomplete_reason(self, env_steps: int) -> str:
+        """What a run stopped before its end lacks, and why, for the log."""
+        missing = [p.name for p in (self.policy, self.summary, self.curve) if not p.exists()]
+        return (
+            f"stopped at step {env_steps} before training ended: {', '.join(missing) or 'nothing'}"
+            f" missing (written after the final evaluation); {self.checkpoint} holds the agent,"
+            " the parameter resume=true continues from it"
+        )
+
     def write_config(self, config: Mapping[str, Any]) -> None:
         _write_text(self.path / "config.yaml", yaml.safe_dump(dict(config), sort_keys=True))
 
@@ -70,13 +83,13 @@ class RunDirectory:
             return list(csv.DictReader(handle))
 
     def plot_learning_curve(self, title: str) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        from matplotlib import pyplot as plt
+        # A Figure of its own, without pyplot: no global backend or figure list, so it can be
+        # drawn outside the main thread (see ``completes_despite_ctrl_c``).
+        from matplotlib.figure import Figure
 
         rows = self.read_metrics()
-        figure, axes = plt.subplots(figsize=(7, 4))
+        figure = Figure(figsize=(7, 4))
+        axes = figure.subplots()
         for kind, style, label in (
             ("train", "-", "training episode"),
             ("eval_mean", "o-", "deterministic evaluation (mean)"),
@@ -94,7 +107,6 @@ class RunDirectory:
         axes.legend()
         figure.tight_layout()
         atomic_write(self.curve, lambda handle: figure.savefig(handle, format="png", dpi=100))
-        plt.close(figure)
 
     def close(self) -> None:
         if self._tensorboard is not None:
@@ -112,6 +124,54 @@ class RunDirectory:
             if value is not None and math.isfinite(float(value)):
                 self._tensorboard.add_scalar(f"{row.get('kind', 'train')}/{key}", value, step)
         self._tensorboard.flush()
+
+
+Params = ParamSpec("Params")
+Result = TypeVar("Result")
+
+
+def completes_despite_ctrl_c(work: Callable[Params, Result]) -> Callable[Params, Result]:
+    """Run ``work`` (writing a run's final files) to its end even when Ctrl-C arrives meanwhile.
+
+    Python raises KeyboardInterrupt only in the main thread, where rclpy runs the node's callbacks:
+    a Ctrl-C that landed while the final files were written (in matplotlib's import) aborted them
+    and left no summary.yaml. In a thread of its own ``work`` completes while the main thread waits
+    through any number of Ctrl-C; rclpy's own SIGINT handler still shuts the context down, so the
+    node exits once ``work`` is done. Exceptions of ``work`` reach the caller unchanged.
+    """
+
+    @functools.wraps(work)
+    def run_to_completion(*args: Params.args, **kwargs: Params.kwargs) -> Result:
+        outcome: dict[str, Any] = {}
+        finished = threading.Event()
+
+        def target() -> None:
+            try:
+                outcome["result"] = work(*args, **kwargs)
+            except BaseException as error:  # handed to the caller below
+                outcome["error"] = error
+            finally:
+                finished.set()
+
+        threading.Thread(target=target, name=work.__name__).start()
+        # Polled with sleep: a KeyboardInterrupt inside Thread.join() or a lock wait can leave
+        # the thread looking finished while it still runs (measured here: Python 3.11).
+        while True:
+            try:
+                while not finished.is_set():
+                    time.sleep(0.02)
+                break
+            except KeyboardInterrupt:
+                print(
+                    f"Ctrl-C during {work.__name__}: the run's final files are written first",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["result"]
+
+    return run_to_completion
 
 
 def _csv_value(value: Any) -> Any:

@@ -15,7 +15,7 @@ robot); tests/test_deploy_launch.py keeps the two in agreement.
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
 from launch.events import matches_action
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode
 from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
@@ -26,9 +26,9 @@ from lifecycle_msgs.msg import Transition
 def generate_launch_description() -> LaunchDescription:
     task = LaunchConfiguration("task")
     config = LaunchConfiguration("config")
-    default_config = PathJoinSubstitution(
-        [FindPackageShare("ddpg_controller"), "config", [task, ".yaml"]]
-    )
+    # A list of substitutions is their concatenation, in every launch since Humble's 1.0.1 (a
+    # list nested in PathJoinSubstitution needs launch 1.0.9 / 3.4.5).
+    default_config = [FindPackageShare("ddpg_controller"), "/config/", task, ".yaml"]
     deploy = LifecycleNode(
         package="ddpg_controller",
         executable="deploy_node",

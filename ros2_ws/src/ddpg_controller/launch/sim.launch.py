@@ -8,16 +8,16 @@ Publishes ``joint_states`` and the task's signals, takes ``<controller>/commands
 
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 
 def generate_launch_description() -> LaunchDescription:
     task = LaunchConfiguration("task")
-    default_config = PathJoinSubstitution(
-        [FindPackageShare("ddpg_controller"), "config", [task, ".yaml"]]
-    )
+    # A list of substitutions is their concatenation, in every launch since Humble's 1.0.1 (a
+    # list nested in PathJoinSubstitution needs launch 1.0.9 / 3.4.5).
+    default_config = [FindPackageShare("ddpg_controller"), "/config/", task, ".yaml"]
     return LaunchDescription(
         [
             DeclareLaunchArgument("task", default_value="pendulum", description="Task to simulate"),

@@ -5,13 +5,30 @@
 
 ``./run train`` starts the same two executables with the same parameter file and arguments
 (ddpg_controller/train_cli.py; tests/test_launch_agreement.py keeps them in agreement).
+
+The launch ends when the controller exits (training done, or failed): the sim node is stopped with
+it. A failed controller makes ``ros2 launch`` exit 1 with the error line
+``Caught exception in launch (see debug for traceback): controller_node failed ...``.
 """
 
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch import LaunchContext, LaunchDescription
+from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
+from launch.event_handlers import OnProcessExit
+from launch.events import Shutdown
+from launch.events.process import ProcessExited
+from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
+
+
+def end_launch_with(event: ProcessExited, context: LaunchContext) -> list[EmitEvent]:
+    """Shut the launch down once training has ended; an exception is how a launch file makes
+    ``LaunchService.run()`` (and ``ros2 launch``) return 1, on Humble, Jazzy and Kilted alike."""
+    if event.returncode != 0:
+        raise RuntimeError(
+            f"controller_node failed with exit code {event.returncode}; its log says why"
+        )
+    return [EmitEvent(event=Shutdown(reason="training finished"))]
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -20,9 +37,9 @@ def generate_launch_description() -> LaunchDescription:
     config = LaunchConfiguration("config")
     seed = LaunchConfiguration("seed")
     namespace = LaunchConfiguration("namespace")
-    default_config = PathJoinSubstitution(
-        [FindPackageShare("ddpg_controller"), "config", [task, ".yaml"]]
-    )
+    # A list of substitutions is their concatenation, in every launch since Humble's 1.0.1 (a
+    # list nested in PathJoinSubstitution needs launch 1.0.9 / 3.4.5).
+    default_config = [FindPackageShare("ddpg_controller"), "/config/", task, ".yaml"]
     return LaunchDescription(
         [
             DeclareLaunchArgument("task", default_value="pendulum", description="Task to train"),
@@ -48,7 +65,7 @@ def generate_launch_description() -> LaunchDescription:
                 parameters=[config, {"task": task, "task_file": task_file, "seed": seed}],
                 output="screen",
             ),
-            Node(
+            controller := Node(
                 package="ddpg_controller",
                 executable="controller_node",
                 name="controller",
@@ -65,5 +82,6 @@ def generate_launch_description() -> LaunchDescription:
                 ],
                 output="screen",
             ),
+            RegisterEventHandler(OnProcessExit(target_action=controller, on_exit=end_launch_with)),
         ]
     )

@@ -12,7 +12,9 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1]
 
-# Python module -> the package.xml key (ROS package name or rosdep key) that provides it.
+# Python module -> the package.xml key (ROS package name or rosdep key) that provides it. Each key
+# was checked to resolve: the ROS packages in humble/, jazzy/ and kilted/distribution.yaml, the
+# python3-* keys in rosdep/python.yaml (github.com/ros/rosdistro at 8468e88, 2026-08-22).
 PROVIDERS = {
     "rclpy": "rclpy",
     "std_msgs": "std_msgs",
@@ -58,6 +60,12 @@ def test_exec_depends_match_the_imports() -> None:
     unknown = imported - set(PROVIDERS)
     assert not unknown, f"add these imports to PROVIDERS and package.xml: {unknown}"
     assert declared == {PROVIDERS[m] for m in imported} | INDIRECT
+
+
+def test_every_dependency_key_is_one_checked_against_rosdep() -> None:
+    manifest = ElementTree.parse(PACKAGE / "package.xml").getroot()
+    keys = {e.text for e in manifest if e.tag.endswith("depend")}
+    assert keys <= {*PROVIDERS.values(), *INDIRECT, "python3-pytest"}, "e.g. ament_python is none"
 
 
 def test_manifest_is_format_3_ament_python() -> None:
