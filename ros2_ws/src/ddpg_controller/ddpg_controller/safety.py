@@ -240,16 +240,15 @@ class SafetyLayer:
         self._last_state_stamp_ns = stamp_ns
         self._last_state_time = now
         self.timed_out = False
-        measured = [x for x in (position, velocity) if x is not None]
-        if not all(np.all(np.isfinite(np.asarray(x, np.float64))) for x in (*inputs, *measured)):
-            return Verdict.SAFE, "non-finite value in the robot state: safe command"
+        for values in (position, velocity, *inputs):
+            if values is not None and not np.isfinite(values).all():
+                return Verdict.SAFE, "non-finite value in the robot state: safe command"
         if position is not None:
-            self.measured_position = np.asarray(position, dtype=np.float64).copy()
+            self.measured_position = np.array(position, dtype=np.float64)
         if velocity is not None and self.trip is None:
-            speed = np.abs(np.asarray(velocity, dtype=np.float64))
-            over = np.flatnonzero(speed > self.config.velocity_limit)
-            if over.size:
-                i = int(over[0])
+            speed = np.abs(velocity)
+            if (speed > self.config.velocity_limit).any():
+                i = int(np.argmax(speed > self.config.velocity_limit))
                 self.trip = (
                     f"joint {i} moves at {speed[i]:.3g}, beyond its velocity limit "
                     f"{self.config.velocity_limit[i]:.3g}: safe command latched until cleared"
@@ -278,7 +277,8 @@ class SafetyLayer:
         if previous is None:
             return None, "no measured position to start from: nothing published"
         wanted = np.clip(values, config.low, config.high)
-        wanted = config.filter_alpha * wanted + (1.0 - config.filter_alpha) * previous
+        if config.filter_alpha < 1.0:
+            wanted = config.filter_alpha * wanted + (1.0 - config.filter_alpha) * previous
         fraction = 1.0
         if self._last_command_stamp_ns is not None:
             elapsed = (stamp_ns - self._last_command_stamp_ns) * 1e-9

@@ -16,6 +16,7 @@ import copy
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,6 @@ from .terms import (
     RewardTerm,
     RobotState,
     observation_block,
-    observation_size,
     per_joint,
     reward_value,
     upright_angle,
@@ -253,6 +253,12 @@ class RandomizationConfig:
         return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
 
 
+def _read_only(array: np.ndarray) -> np.ndarray:
+    copy = np.array(array, dtype=np.float64)
+    copy.setflags(write=False)
+    return copy
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
@@ -335,51 +341,49 @@ class Task:
     initial_velocity_noise: np.ndarray
     randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
 
-    # ---- interface -----------------------------------------------------------------------------
+    # ---- interface (computed once: the control loop reads them every state) --------------------
     @property
     def action_dim(self) -> int:
         return len(self.joint_names)
 
-    @property
-    def action_low(self) -> np.ndarray:
-        """The policy's action bounds: ``±delta_scale`` in delta mode, ``±action_bound`` when the
-        spec sets one, else the command bounds."""
-        return (
-            -self.action_high
-            if self.action_mode == "delta" or self.action_bound is not None
-            else self.command_low
-        )
-
-    @property
-    def action_high(self) -> np.ndarray:
-        if self.action_mode == "delta":
-            return self.delta_scale.copy()
-        return self.action_bound.copy() if self.action_bound is not None else self.command_high
-
-    @property
+    @cached_property
     def command_low(self) -> np.ndarray:
         """What the robot accepts: position limits, or ± the velocity/effort limit."""
         if self.command_interface == "position":
-            return self.position_lower.copy()
-        return -self._interface_limit()
+            return _read_only(self.position_lower)
+        return _read_only(-self._interface_limit())
 
-    @property
+    @cached_property
     def command_high(self) -> np.ndarray:
         if self.command_interface == "position":
-            return self.position_upper.copy()
-        return self._interface_limit()
+            return _read_only(self.position_upper)
+        return _read_only(self._interface_limit())
+
+    @cached_property
+    def action_high(self) -> np.ndarray:
+        """The policy's action bounds: ``±delta_scale`` in delta mode, ``±action_bound`` when the
+        spec sets one, else the command bounds."""
+        if self.action_mode == "delta":
+            return _read_only(self.delta_scale)
+        return _read_only(self.action_bound if self.action_bound is not None else self.command_high)
+
+    @cached_property
+    def action_low(self) -> np.ndarray:
+        if self.action_mode == "delta" or self.action_bound is not None:
+            return _read_only(-self.action_high)
+        return self.command_low
 
     def _interface_limit(self) -> np.ndarray:
         limit = self.velocity_limit if self.command_interface == "velocity" else self.effort_limit
         return limit.copy()
 
-    @property
+    @cached_property
     def signal_names(self) -> tuple[str, ...]:
         """The PointStamped topics the task reads besides ``joint_states``."""
         names = ("goal", "end_effector") if self.goal is not None else ()
         return names + (("upright_axis",) if self.upright_link is not None else ())
 
-    @property
+    @cached_property
     def observation_names(self) -> tuple[str, ...]:
         """``joint_position[panda_joint1]``, ..., ``ee_minus_goal.x``, ...: the layout a deploy
         node checks against the policy's."""
@@ -393,7 +397,7 @@ class Task:
 
     @property
     def observation_dim(self) -> int:
-        return sum(observation_size(t, self.action_dim) for t in self.observation_terms)
+        return len(self.observation_names)
 
     # ---- MDP -----------------------------------------------------------------------------------
     def observation(
