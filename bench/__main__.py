@@ -1,6 +1,7 @@
 """``python -m bench [BENCHMARK ...] [--quick] [--seeds N]``: run benchmarks, write the report.
 
-Benchmarks: learning (1 and 2), update-step (3), ros (4), memory (5); none named = all.
+Benchmarks: learning (1 and 2), update-step (3), ros (4), memory (5), control-loop (6), gpu (7,
+only with CUDA); none named = all.
 ``report`` only rebuilds ``bench/results/<date>.md`` from the JSON already there.
 ``--quick`` uses tiny budgets to check that the suite works; its files are tagged
 ``<date>-quick`` so they never overwrite a full run's results.
@@ -14,7 +15,7 @@ import time
 
 from bench import common, report
 
-BENCHMARKS = ("learning", "update-step", "ros", "memory")
+BENCHMARKS = ("learning", "update-step", "ros", "memory", "control-loop", "gpu")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,6 +74,20 @@ def main(argv: list[str] | None = None) -> int:
                 "ROS 2 (benchmark 4)", {"quick": args.quick, "task": "pendulum", "seed": 0}, machine
             )
             data = ros_bench.run(args.quick)
+        elif name == "control-loop":
+            from bench import control_loop
+
+            common.print_header(
+                "control loop beside the learner (benchmark 6)",
+                {"quick": args.quick, "config": "pendulum", "device": "cpu"},
+                machine,
+            )
+            data = control_loop.run(args.quick)
+        elif name == "gpu":
+            from bench import gpu
+
+            common.print_header("GPU learner (benchmark 7)", {"quick": args.quick}, machine)
+            data = gpu.run(args.quick, list(range(args.seeds)))
         else:
             from bench import memory
 

@@ -61,11 +61,10 @@ def case(name: str) -> dict[str, Any]:
         agent.act(np.zeros(OBS), explore=False)  # first forward pass: torch's lazy allocations
         rb = agent.replay
         built = _rss()
-        _fill([rb.obs, rb.actions, rb.rewards, rb.next_obs, rb.terminated], rng)
+        rows = rb.storage.numpy()  # one packed row per transition, on the CPU here
+        _fill([rows], rng)
         rb.size = SIZE
-        buffer_bytes = sum(
-            a.nbytes for a in (rb.obs, rb.actions, rb.rewards, rb.next_obs, rb.terminated)
-        )
+        buffer_bytes = rows.nbytes
     else:
         obs_space = gym.spaces.Box(-np.inf, np.inf, (OBS,), np.float32)
         act_space = gym.spaces.Box(-1.0, 1.0, (ACT,), np.float32)

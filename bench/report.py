@@ -182,7 +182,7 @@ def update_section(data: dict[str, Any]) -> tuple[list[str], list[tuple[str, str
         f"400-300 actor and critic, {data['obs_dim']}-D observations, {data['action_dim']}-D "
         "actions, "
         f"replay prefilled with the same {data['prefill']:,} random transitions in both libraries. "
-        "ddpg_controller: `DDPG.train_step()` (replay.sample + make_batch + update); SB3: "
+        "ddpg_controller: `DDPG.train_step()` (sampling on the learner's device + update); SB3: "
         "`DDPG.train(gradient_steps=N, batch_size=B)`. Median of "
         f"{data['repeats']} timings of N updates after 20 warm-up updates.\n"
     )
@@ -217,6 +217,35 @@ def update_section(data: dict[str, Any]) -> tuple[list[str], list[tuple[str, str
                     "≥ x2.00",
                     _pf(ok),
                 )
+            )
+    if data.get("regression"):
+        out.append(
+            "\nCPU regression check: `train_step` updates/s of the package at "
+            f"`{data['regression'][0]['ref']}` (numpy replay on the host) against the current one "
+            "(replay on the learner's device), 1 torch thread, rounds interleaved:\n"
+        )
+        out.append(_header("batch", "before (updates/s)", "now (updates/s)", "ratio"))
+        for r in data["regression"]:
+            out.append(
+                f"| {r['batch']} | {r['baseline_per_s']:.0f} | {r['current_per_s']:.0f} | "
+                f"x{r['ratio']:.3f} |"
+            )
+            ok = r["ratio"] >= 0.95
+            targets.append(
+                (
+                    f"CPU train_step no regression (batch {r['batch']})",
+                    f"x{r['ratio']:.3f}",
+                    "≥ x0.95",
+                    _pf(ok),
+                )
+            )
+    if data.get("gpu"):
+        out.append(f"\nOn {data['gpu'][0]['gpu']}: CUDA graph vs eager vs SB3, updates/s:\n")
+        out.append(_header("batch", "CUDA graph", "eager", "SB3", "graph / SB3", "graph / eager"))
+        for r in data["gpu"]:
+            out.append(
+                f"| {r['batch']} | {r['graph_per_s']:.0f} | {r['eager_per_s']:.0f} | "
+                f"{r['sb3_per_s']:.0f} | x{r['graph_vs_sb3']:.2f} | x{r['graph_vs_eager']:.2f} |"
             )
     if data.get("variants"):
         out.append(
@@ -391,18 +420,93 @@ def memory_section(data: dict[str, Any]) -> list[str]:
     return out
 
 
+def _loop_table(rows: list[dict[str, Any]]) -> list[str]:
+    out = [
+        _header(
+            "loop",
+            "learner",
+            "late ticks %",
+            "control path p50 / p99 / max (ms)",
+            "loop rate (Hz)",
+            "updates/s",
+            "updates per env step (configured)",
+        )
+    ]
+    for r in rows:
+        for key, x in r["setups"].items():
+            ms = x["act_ms"]
+            out.append(
+                f"| {r['label']}, {r['rate_hz']:g} Hz | {key} | {x['late_pct']:.1f} | "
+                f"{ms['p50']:.3f} / {ms['p99']:.3f} / {ms['max']:.2f} | {x['achieved_hz']:.0f} | "
+                f"{x['updates_per_s']:.0f} | {x['updates_per_env_step']:.2f} "
+                f"({x['configured_updates_per_step']:g}) |"
+            )
+    return out
+
+
+def control_loop_section(data: dict[str, Any]) -> tuple[list[str], list[tuple[str, ...]]]:
+    out = ["## 6. A real-time control loop beside the learner (CPU, no ROS)\n"]
+    out.append(_machine(data.get("machine")))
+    out.append(
+        "`bench/control_loop.py`: a loop thread per tick computes the observation, μ(s) + noise "
+        "from the learner's CPU policy copy, and stores the transition; the background learner "
+        "runs in real-time mode at config/pendulum.yaml's ddpg section (256-256, batch 128, "
+        f"1 update per step, 1 torch thread). Late tick: began > {data['late_fraction']:g} "
+        "period after its time, or skipped. Learner off, on, and (at 20 Hz) free-running "
+        "(ignoring the ratio, as real time ran before) alternate, two runs each; the run with "
+        "the lower p99 is shown.\n"
+    )
+    out += _loop_table(data["rows"])
+    targets = []
+    for r in data["rows"]:
+        on, off = r["setups"]["on"], r["setups"]["off"]
+        p99 = on["act_ms"]["p99"]
+        targets.append(
+            (
+                f"Control path p99 with the learner on, CPU, {r['rate_hz']:g} Hz",
+                f"{p99:.2f} ms (off: {off['act_ms']['p99']:.2f})",
+                f"< {TARGET_P99_MS:g} ms",
+                _pf(p99 < TARGET_P99_MS),
+            )
+        )
+    out.append("")
+    return out, targets
+
+
+def gpu_section(data: dict[str, Any]) -> list[str]:
+    out = [f"## 7. The learner on a GPU ({data['gpu']}, torch {data['torch']})\n"]
+    out.append(_machine(data.get("machine")))
+    out.append(_header("batch", "CUDA graph", "eager", "SB3", "graph / SB3"))
+    for r in data["updates"]:
+        out.append(
+            f"| {r['batch']} | {r['graph_per_s']:.0f} | {r['eager_per_s']:.0f} | "
+            f"{r['sb3_per_s']:.0f} | x{r['graph_vs_sb3']:.2f} |"
+        )
+    out.append("\n500 Hz control loop beside the CUDA learner:\n")
+    out += _loop_table([data["loop"]])
+    out.append("\nPendulum-v1, config/gym_pendulum.yaml, 10 deterministic episodes:\n")
+    out.append(_header("device", "seed", "return", "wall time (s)"))
+    for r in data["pendulum"]:
+        out.append(f"| {r['device']} | {r['seed']} | {r['return']:.1f} | {r['wall_s']:.0f} |")
+    out.append("")
+    return out
+
+
 def build(tag: str) -> Path:
     parts = [
         f"# ddpg_controller benchmarks, {tag}\n",
         "Generated by `python -m bench` (`./run bench`); raw JSON beside this file is git-ignored. "
         "Rebuild this file from the JSON with `python -m bench report`. Subsets: "
-        "`./run bench learning|update-step|ros|memory`, `--quick` for tiny budgets "
-        "(tagged `<date>-quick`), `--seeds N`, `--env TEXT`.\n",
+        "`./run bench learning|update-step|ros|memory|control-loop|gpu`, `--quick` for tiny "
+        "budgets (tagged `<date>-quick`), `--seeds N`, `--env TEXT`.\n",
         "What each benchmark measures: (1) final deterministic return after the same env-step "
         "budget, same seeds, matched hyperparameters, this package vs SB3 DDPG; (2) the wall time "
         "of those runs; (3) training updates per second on a prefilled replay, sampling included; "
         "(4) lockstep env steps/s through ROS 2 vs in-process, control latency, and missed periods "
-        "at 500 Hz in real time; (5) resident memory of a filled 1e6-transition replay.\n",
+        "at 500 Hz in real time; (5) resident memory of a filled 1e6-transition replay; (6) a "
+        "real-time control loop's late ticks and latency with the learner on vs off; (7) with "
+        "CUDA: updates/s as a CUDA graph vs eager vs SB3, the loop beside a GPU learner, "
+        "Pendulum-v1 on the GPU vs the CPU.\n",
     ]
     body: list[str] = []
     targets: list[tuple[str, str, str, str]] = []
@@ -424,6 +528,14 @@ def build(tag: str) -> Path:
     mem = load_result("memory", tag)
     if mem:
         body += memory_section(mem)
+    loop = load_result("control-loop", tag)
+    if loop:
+        o, t = control_loop_section(loop)
+        body += o
+        targets += t
+    gpu = load_result("gpu", tag)
+    if gpu and not gpu.get("skipped"):
+        body += gpu_section(gpu)
     parts.append("## Targets\n")
     parts.append("| target | measured | goal | result |")
     parts.append("|---|---|---|---|")

@@ -11,8 +11,9 @@ last episode end, so start-up, warm-up and the final evaluation are excluded); l
 come from the controller's summary.yaml (state received -> command ready, all steps of the run).
 
 Real time: the same sim node in ``mode:=realtime`` with the pendulum's control period set to 2 ms
-(500 Hz, ``bench/rt_sim.py``) and the controller node with ``lockstep: false`` (the learner runs
-free in its thread), with and without learning; missed periods are counted in the sim process.
+(500 Hz, ``bench/rt_sim.py``) and the controller node with ``lockstep: false`` (the learner holds
+``updates_per_step`` in its thread without holding commands back), with and without learning;
+missed periods are counted in the sim process.
 """
 
 from __future__ import annotations

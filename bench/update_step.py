@@ -1,21 +1,33 @@
 """Benchmark 3: training updates per second on a prefilled replay (sampling included).
 
 Both libraries hold the same 100,000 random transitions (arm_reach sizes: 20-D observations,
-7-D actions; 400-300 networks). This package: ``DDPG.train_step()`` (replay.sample + make_batch +
-update). SB3: ``DDPG.train(gradient_steps=N, batch_size=B)`` (which samples its ReplayBuffer N
-times). Timed after 20 warm-up updates; the median of ``repeats`` timings of N updates is kept.
-Also a breakdown of this package's step: sampling + batch building alone, and ``update`` alone
-on one fixed batch.
+7-D actions; 400-300 networks). This package: ``DDPG.train_step()`` (device-side sampling into
+the static batch + update; one CUDA graph replay on cuda). SB3: ``DDPG.train(gradient_steps=N,
+batch_size=B)`` (which samples its ReplayBuffer N times). Timed after 20 warm-up updates; the
+median of ``repeats`` timings of N updates is kept. Also a breakdown of this package's step:
+sampling alone, and ``update`` alone on one fixed batch.
+
+Two more comparisons in the same run: the CPU regression check (``train_step`` of the package
+before the device-resident replay, ``BASELINE_REF``, loaded from git, against the current one,
+interleaved) and, when CUDA is available, the GPU table (batch 64 to 4096: CUDA graph, eager, SB3).
 """
 
 from __future__ import annotations
 
+import importlib
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 OBS_DIM, ACT_DIM, FILL = 20, 7, 100_000
+# The last commit before replay moved to the learner's device (issue 10): the CPU baseline.
+BASELINE_REF = "75f55ab"
+GPU_BATCHES = (64, 256, 1024, 4096)
 
 
 def _data(seed: int = 0) -> dict[str, np.ndarray]:
@@ -58,24 +70,39 @@ def _timed(fn, n: int, repeats: int, sync) -> float:
     return float(np.median(times))
 
 
-def _prefilled_agent(batch: int, device: str = "cpu", precision: str = "float32"):
-    """An agent whose replay holds the same FILL transitions SB3's gets, ready to update."""
-    from ddpg_controller.learning.config import DDPGConfig
-    from ddpg_controller.learning.ddpg import DDPG
+def _prefilled_agent(
+    batch: int,
+    device: str = "cpu",
+    precision: str = "float32",
+    cuda_graph: str = "auto",
+    package: str = "ddpg_controller",
+):
+    """An agent whose replay holds the same FILL transitions SB3's gets, ready to update.
 
+    ``package`` names the import root: ``ddpg_controller``, or the baseline's copy.
+    """
+    config_module = importlib.import_module(f"{package}.learning.config")
+    ddpg_module = importlib.import_module(f"{package}.learning.ddpg")
     d = _data()
-    config = DDPGConfig.from_dict({**_config(batch, device), "precision": precision})
-    agent = DDPG(OBS_DIM, ACT_DIM, -1.0, 1.0, config, seed=0)
+    overrides: dict[str, Any] = {"precision": precision}
+    if package == "ddpg_controller":
+        overrides["cuda_graph"] = cuda_graph
+    config = config_module.DDPGConfig.from_dict({**_config(batch, device), **overrides})
+    agent = ddpg_module.DDPG(OBS_DIM, ACT_DIM, -1.0, 1.0, config, seed=0)
     rb = agent.replay
-    rb.obs[:FILL], rb.next_obs[:FILL], rb.actions[:FILL] = d["obs"], d["next_obs"], d["actions"]
-    rb.rewards[:FILL], rb.terminated[:FILL] = d["rewards"], d["terminated"]
-    rb.size = rb.pos = rb.total_added = FILL
+    if package == "ddpg_controller":
+        state = rb.state_dict()
+        rb.load_state_dict({**state, **d, "pos": FILL, "total_added": FILL})
+    else:  # the baseline's numpy replay
+        rb.obs[:FILL], rb.next_obs[:FILL], rb.actions[:FILL] = d["obs"], d["next_obs"], d["actions"]
+        rb.rewards[:FILL], rb.terminated[:FILL] = d["rewards"], d["terminated"]
+        rb.size = rb.pos = rb.total_added = FILL
     agent.total_steps = FILL
     return agent
 
 
-def measure_ours(batch: int, device: str, n: int, repeats: int):
-    agent = _prefilled_agent(batch, device)
+def measure_ours(batch: int, device: str, n: int, repeats: int, cuda_graph: str = "auto"):
+    agent = _prefilled_agent(batch, device, cuda_graph=cuda_graph)
     sync = _sync(device)
 
     def steps(k: int) -> None:
@@ -84,9 +111,10 @@ def measure_ours(batch: int, device: str, n: int, repeats: int):
 
     def sampling(k: int) -> None:
         for _ in range(k):
-            agent.make_batch(agent.replay.sample(batch))
+            agent.replay.sample(batch)
 
-    fixed = agent.make_batch(agent.replay.sample(batch))
+    agent.train_step()
+    fixed = agent.batch
 
     def updates(k: int) -> None:
         for _ in range(k):
@@ -212,6 +240,90 @@ def profile_table() -> str:
     return f"{table}\nmatrix multiplies (aten::addmm + aten::mm): {share:.0f}% of self CPU"
 
 
+def baseline_package(ref: str = BASELINE_REF) -> str:
+    """The learning core at ``ref``, importable as ``ddpg_baseline`` (from ``git archive``)."""
+    repo = Path(__file__).resolve().parents[1]
+    learning = "ros2_ws/src/ddpg_controller/ddpg_controller/learning"
+    root = Path(tempfile.mkdtemp(prefix="ddpg-baseline-"))
+    archive = subprocess.run(
+        ["git", "-C", str(repo), "archive", ref, learning], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
+    package = root / "ddpg_baseline"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (root / learning).rename(package / "learning")
+    for source in (package / "learning").glob("*.py"):
+        text = source.read_text().replace("ddpg_controller.learning", "ddpg_baseline.learning")
+        source.write_text(text)
+    sys.path.insert(0, str(root))
+    return "ddpg_baseline"
+
+
+def regression(quick: bool, ref: str = BASELINE_REF) -> list[dict[str, Any]]:
+    """CPU ``train_step`` updates/s, the package at ``ref`` against the current one, 1 torch
+    thread, rounds interleaved so both see the same machine load."""
+    import torch
+
+    torch.set_num_threads(1)
+    baseline = baseline_package(ref)
+    rounds, n = (2, 20) if quick else (7, 100)
+    out = []
+    for batch in (64, 256):
+        agents = {
+            "baseline": _prefilled_agent(batch, package=baseline),
+            "current": _prefilled_agent(batch),
+        }
+        times: dict[str, list[float]] = {name: [] for name in agents}
+        for _ in range(rounds):
+            for name, agent in agents.items():
+                for _ in range(5):
+                    agent.train_step()
+                t = time.perf_counter()
+                for _ in range(n):
+                    agent.train_step()
+                times[name].append((time.perf_counter() - t) / n)
+        old, new = (float(np.median(times[name])) for name in ("baseline", "current"))
+        row = {"batch": batch, "ref": ref, "baseline_per_s": 1 / old, "current_per_s": 1 / new}
+        row["ratio"] = old / new
+        out.append(row)
+        print(
+            f"[update-step] CPU regression batch={batch}: {ref} {1 / old:.0f}/s, current "
+            f"{1 / new:.0f}/s (x{old / new:.3f})",
+            flush=True,
+        )
+    return out
+
+
+def gpu_rows(quick: bool) -> list[dict[str, Any]]:
+    """CUDA: updates/s at batch 64 to 4096, CUDA graph vs eager vs SB3 on the same GPU."""
+    import torch
+
+    rows = []
+    for batch in GPU_BATCHES:
+        n = 50 if quick else 500
+        graph = measure_ours(batch, "cuda", n, 3, cuda_graph="on")
+        eager = measure_ours(batch, "cuda", n, 3, cuda_graph="off")
+        sb3 = measure_sb3(batch, "cuda", n, 3)
+        row = {
+            "batch": batch,
+            "graph_per_s": 1 / graph["train_step_s"],
+            "eager_per_s": 1 / eager["train_step_s"],
+            "sb3_per_s": 1 / sb3["train_step_s"],
+            "gpu": torch.cuda.get_device_name(),
+        }
+        row["graph_vs_sb3"] = row["graph_per_s"] / row["sb3_per_s"]
+        row["graph_vs_eager"] = row["graph_per_s"] / row["eager_per_s"]
+        rows.append(row)
+        print(
+            f"[update-step] cuda batch={batch}: graph {row['graph_per_s']:.0f}/s, eager "
+            f"{row['eager_per_s']:.0f}/s, SB3 {row['sb3_per_s']:.0f}/s "
+            f"(graph x{row['graph_vs_sb3']:.2f} SB3)",
+            flush=True,
+        )
+    return rows
+
+
 def _sync(device: str):
     import torch
 
@@ -225,15 +337,11 @@ def run(quick: bool) -> dict[str, Any]:
 
     repeats = 2 if quick else 5
     devices = [("cpu", 1), ("cpu", 2)]
-    if torch.cuda.is_available():
-        devices.append(("cuda", torch.get_num_threads()))
     rows = []
     for device, threads in devices:
         torch.set_num_threads(threads)
         for batch in (64, 256):
             n = 20 if quick else (400 if batch == 64 else 200)
-            if device == "cuda":
-                n *= 2
             # Alternate the libraries round by round so both see the same machine load.
             rounds = [
                 (measure_ours(batch, device, n, 1), measure_sb3(batch, device, n, 1))
@@ -264,9 +372,13 @@ def run(quick: bool) -> dict[str, Any]:
             rows.append(row)
     found = variants(quick)
     prof = profile_table()
+    cpu_regression = regression(quick)
+    gpu = gpu_rows(quick) if torch.cuda.is_available() else []
     torch.set_num_threads(max(1, len(__import__("os").sched_getaffinity(0))))
     return {
         "rows": rows,
+        "regression": cpu_regression,
+        "gpu": gpu,
         "variants": found,
         "profile": prof,
         "obs_dim": OBS_DIM,

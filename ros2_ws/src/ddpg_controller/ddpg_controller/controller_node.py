@@ -7,12 +7,14 @@ previous transition (s, a, r, s', terminated), which goes to the replay buffer; 
 in a background thread (``BackgroundLearner``) so the control loop never waits for one, except in
 lockstep: there the state waits until the learner has done the updates owed for the steps so far,
 and only then is the action chosen, so every action comes from the policy after exactly the same
-updates, whatever the machine's speed (the simulation waits, which costs no simulated time).
+updates, whatever the machine's speed (the simulation waits, which costs no simulated time). In
+real time the learner holds the same updates-per-step ratio without ever holding a command back.
+The control path (state, observation, μ(s) + noise, command) uses only the learner's CPU policy
+copy and host arrays: no training tensor, no lock held longer than a copy, no wait on a GPU.
 """
 
 from __future__ import annotations
 
-import math
 import sys
 import threading
 import time
@@ -36,6 +38,7 @@ from ddpg_controller.learning.checkpoint import load_checkpoint, save_checkpoint
 from ddpg_controller.learning.config import DDPGConfig
 from ddpg_controller.learning.ddpg import DDPG
 from ddpg_controller.learning.export import export_policy
+from ddpg_controller.learning.schedule import TrainingSchedule
 from ddpg_controller.ros_common import (
     COMMAND_QOS,
     STATE_QOS,
@@ -56,7 +59,11 @@ PARAMETERS = {
     "controller_name": ("", "ros2_control controller to command; empty = the task's default."),
     "reset_service": ("sim/reset", "std_srvs/Trigger service that starts a new episode."),
     "training": (True, "Learn and explore (true), or act with mu(s) only and learn nothing."),
-    "lockstep": (True, "The simulator steps once per command: hold the updates-per-step ratio."),
+    "lockstep": (
+        True,
+        "The simulator steps once per command and each command waits for the owed updates; "
+        "false: real time, nothing waits.",
+    ),
     "total_steps": (20_000, "Environment steps to train for; then evaluate, export and stop."),
     "seed": (0, "Seed of networks, noise, replay sampling and warm-up actions."),
     "run_dir": ("", "Run directory; empty = runs/<task>-<date>-<time>."),
@@ -67,6 +74,11 @@ PARAMETERS = {
     "checkpoint_every_steps": (5_000, "Environment steps between checkpoints (at episode ends)."),
     "save_replay": (True, "Also checkpoint the replay buffer (its own file; 1e6 x 20-D ~ 0.2 GB)."),
     "policy_sync_every": (1, "Learner updates between refreshes of the acting policy copy."),
+    "max_update_backlog": (
+        100,
+        "Real time: owed updates (ddpg.updates_per_step) the learner may catch up in one burst "
+        "after falling behind; older owed updates are dropped and counted in summary.yaml.",
+    ),
     "torch_threads": (1, "Torch CPU threads of the learner; leave a core for the control loop."),
     "shutdown_when_done": (True, "Shut the node down after training's final evaluation."),
 }
@@ -118,8 +130,11 @@ class DDPGControllerNode(Node):
         self.run = RunDirectory(self.settings["run_dir"] or _default_run_dir(self.task.name))
         self.env_steps = 0
         self.episodes = 0
-        self.next_eval = self.settings["eval_every_steps"] or math.inf
-        self.next_checkpoint = self.settings["checkpoint_every_steps"] or math.inf
+        self.schedule = TrainingSchedule(
+            self.settings["total_steps"],
+            self.settings["eval_every_steps"],
+            self.settings["checkpoint_every_steps"],
+        )
         if self.settings["resume"]:
             self._resume()
         self.run.write_config(
@@ -130,6 +145,7 @@ class DDPGControllerNode(Node):
             self.agent,
             lockstep=self.settings["lockstep"],
             sync_every=self.settings["policy_sync_every"],
+            max_backlog=self.settings["max_update_backlog"],
             on_progress=self._on_learner_progress,
         )
         # Control latency: from the moment the controller may act on a state to the command's
@@ -229,14 +245,13 @@ class DDPGControllerNode(Node):
         self._request_reset()
 
     def _schedule_after_training_episode(self) -> None:
-        if self.env_steps >= self.next_checkpoint:
-            self.next_checkpoint += self.settings["checkpoint_every_steps"]
+        due = self.schedule.due(self.env_steps)
+        if due.checkpoint:
             self.save_checkpoint()
-        if self.env_steps >= self.settings["total_steps"]:
+        if due.final:
             self.final_eval = True
             self._begin_evaluation(self.settings["final_eval_episodes"])
-        elif self.env_steps >= self.next_eval:
-            self.next_eval += self.settings["eval_every_steps"]
+        elif due.evaluation:
             self._begin_evaluation(self.settings["eval_episodes"])
 
     def _begin_evaluation(self, episodes: int) -> None:
@@ -379,8 +394,11 @@ class DDPGControllerNode(Node):
         """Called in the learner thread after each update, or once when it has died.
 
         The EventsExecutor supports no guard conditions, and publishing is thread-safe, so the
-        learner publishes a command it was holding up itself.
+        learner publishes a command it was holding up itself. Once Ctrl-C has shut rclpy down
+        there is nothing to publish, and a publish that raced the shutdown is no learner failure.
         """
+        if not self.context.ok():
+            return
         if self.learner.failure is not None and not self.failure_reported:
             self.failure_reported = True
             self.get_logger().error(
@@ -425,12 +443,7 @@ class DDPGControllerNode(Node):
         extra = load_checkpoint(self.run.checkpoint, self.agent)
         self.env_steps = int(extra["env_steps"])
         self.episodes = int(extra["episodes"])
-        every_eval = self.settings["eval_every_steps"]
-        every_checkpoint = self.settings["checkpoint_every_steps"]
-        if every_eval:
-            self.next_eval = (self.env_steps // every_eval + 1) * every_eval
-        if every_checkpoint:
-            self.next_checkpoint = (self.env_steps // every_checkpoint + 1) * every_checkpoint
+        self.schedule.resume(self.env_steps)
         self.get_logger().info(f"resumed at step {self.env_steps} from {self.run.checkpoint}")
 
     @completes_despite_ctrl_c
@@ -452,6 +465,7 @@ class DDPGControllerNode(Node):
             "env_steps": self.env_steps,
             "updates": self.agent.num_updates,
             "updates_per_env_step": self.agent.num_updates / max(1, self.env_steps),
+            "updates_dropped": self.learner.updates_dropped,
             "final_eval_return": final_eval_return,
             "eval_history": [[step, value] for step, value in self.eval_history],
             "solved_threshold": self.task.solved_threshold,

@@ -1,11 +1,15 @@
 """The DDPG learner as a background thread beside a control loop.
 
-The control loop must never wait for a training step, so it acts with a CPU copy of the actor that
-the learner replaces (one reference assignment, atomic under the GIL) every ``sync_every`` updates.
-In lockstep the learner does exactly the updates the agent owes (``DDPG.updates_due``: the
-``updates_per_step`` ratio) and the control loop holds the next command until they are done: the
-simulation waits, which costs no simulated time, so results do not depend on the machine's speed.
-In real time it runs free once there is enough data.
+The control loop must never wait for a training step, so it acts with a preallocated CPU copy of
+the actor (``policy``) that the learner refreshes in place every ``sync_every`` updates (through
+pinned buffers and an event on CUDA, so the control thread never waits on the GPU).
+
+Both modes hold the ``updates_per_step`` ratio (``DDPG.updates_due``). In lockstep the control
+loop holds the next command until the owed updates are done: the simulation waits, which costs no
+simulated time, so results do not depend on the machine's speed. In real time nothing waits: the
+learner does the owed updates as fast as it can, and when it has fallen more than
+``max_backlog`` updates behind it drops the oldest owed ones, so it catches up a bounded burst
+and then holds the ratio again instead of running behind (or ahead) forever.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from ddpg_controller.learning.ddpg import DDPG
+from ddpg_controller.learning.policy import ActingPolicy, PolicyRefresher
 
 
 class BackgroundLearner:
@@ -27,24 +32,34 @@ class BackgroundLearner:
         agent: DDPG,
         lockstep: bool,
         sync_every: int,
+        max_backlog: int = 100,
+        log_every: int = 100,
         on_progress: Callable[[], None] | None = None,
     ) -> None:
         self.agent = agent
         self.lockstep = lockstep
         self.sync_every = max(1, sync_every)
+        self.max_backlog = max(1, max_backlog)
+        self.log_every = max(1, log_every)
         self.on_progress = on_progress
-        self.policy = agent.acting_policy()
+        self._refresher = PolicyRefresher(agent.acting_policy(), agent.actor)
         self.updates_done = 0
+        self.updates_dropped = 0  # real time: owed updates given up beyond the backlog
         # Updates whose bookkeeping (policy refresh) is complete: until it equals the agent's
         # count, an update is still in flight and acting now would race it.
         self.settled_updates = agent.num_updates
-        self.last_losses: dict[str, float] = {}
+        self.last_losses: dict[str, float] = {}  # read from the device every log_every updates
         self.failure: str | None = None
         self._wake = threading.Condition()
         self._step_lock = threading.Lock()  # held for the whole of one training step
         self._stopping = False
         self._rate_window: list[float] = []
         self._thread = threading.Thread(target=self._run, name="ddpg-learner", daemon=True)
+
+    @property
+    def policy(self) -> ActingPolicy:
+        """The CPU policy copy the control loop acts with (one object, refreshed in place)."""
+        return self._refresher.policy
 
     def start(self) -> None:
         self._thread.start()
@@ -84,16 +99,20 @@ class BackgroundLearner:
         if self._thread.is_alive():
             self._thread.join(timeout)
 
-    def _may_update(self) -> bool:
-        if self.lockstep:
-            return self.agent.updates_due() > 0
-        return self.agent.total_steps >= self.agent.learning_starts
+    def _owed(self) -> int:
+        """Updates to do now; in real time at most ``max_backlog`` (the rest are dropped)."""
+        owed = self.agent.updates_due() - self.updates_dropped
+        if not self.lockstep and owed > self.max_backlog:
+            self.updates_dropped += owed - self.max_backlog
+            owed = self.max_backlog
+        return owed
 
     def _run(self) -> None:
         try:
             while True:
                 with self._wake:
-                    while not self._stopping and not self._may_update():
+                    while not self._stopping and self._owed() <= 0:
+                        self._refresher.poll()
                         self._wake.wait(0.1)
                     if self._stopping:
                         return
@@ -102,11 +121,15 @@ class BackgroundLearner:
                 if losses is None:
                     time.sleep(0.001)
                     continue
-                self.last_losses = losses
                 self.updates_done += 1
                 self._rate_window = [*self._rate_window[-99:], time.monotonic()]
                 if self.updates_done % self.sync_every == 0:
-                    self.policy = self.agent.acting_policy()
+                    self._refresher.begin(self.agent.frozen_normalizer())
+                # Lockstep: the next action must come from the refreshed policy, so this thread
+                # waits for the copy; in real time it swaps the copy in whenever it has landed.
+                self._refresher.poll(wait=self.lockstep)
+                if (self.updates_done - 1) % self.log_every == 0:
+                    self.last_losses = {name: float(value) for name, value in losses.items()}
                 self.settled_updates = self.agent.num_updates
                 if self.on_progress is not None:
                     self.on_progress()

@@ -34,8 +34,8 @@ def test_action_scaling_and_replay_space() -> None:
     np.testing.assert_allclose(agent.to_unit_action(np.array([1.0, 2.5])), [0.5, -0.5])
     np.testing.assert_allclose(agent.to_unit_action(np.array([9.0, -5.0])), [1.0, -1.0])
     agent.observe(np.zeros(2), np.array([1.0, 2.5]), 1.0, np.ones(2), True)
-    np.testing.assert_allclose(agent.replay.actions[0], [0.5, -0.5])
-    assert agent.replay.terminated[0, 0] == 1.0 and agent.total_steps == 1
+    np.testing.assert_allclose(agent.replay.field("actions")[0], [0.5, -0.5])
+    assert agent.replay.field("terminated")[0, 0] == 1.0 and agent.total_steps == 1
     with pytest.raises(ValueError, match="bounds"):
         DDPG(2, 1, 1.0, -1.0, cfg())
 
@@ -132,10 +132,10 @@ def test_truncation_is_not_termination() -> None:
     truncating = gym.wrappers.TimeLimit(CountEnv(end=50), max_episode_steps=4)
     result = train(truncating, small, total_steps=12, seed=0)
     assert result.episode_lengths == [4, 4, 4]
-    assert result.agent.replay.terminated[:12].sum() == 0  # time limits still bootstrap
+    assert result.agent.replay.field("terminated")[:12].sum() == 0  # time limits still bootstrap
     result = train(CountEnv(end=3), small, total_steps=12, seed=0)
     assert result.episode_returns == [3.0] * 4
-    np.testing.assert_array_equal(result.agent.replay.terminated[:12, 0], [0, 0, 1] * 4)
+    np.testing.assert_array_equal(result.agent.replay.field("terminated")[:12, 0], [0, 0, 1] * 4)
 
 
 def test_train_loop_updates_evaluates_and_stops() -> None:
@@ -182,7 +182,9 @@ def test_bfloat16_update_tracks_float32() -> None:
     full, half = agent("float32"), agent("bfloat16")
     before = [p.detach().clone() for p in half.critic.parameters()]
     losses_full, losses_half = full.train_step(), half.train_step()
-    assert losses_half["critic_loss"] == pytest.approx(losses_full["critic_loss"], rel=0.05)
+    assert float(losses_half["critic_loss"]) == pytest.approx(
+        float(losses_full["critic_loss"]), rel=0.05
+    )
     for p_before, p_after in zip(before, half.critic.parameters(), strict=True):
         assert p_after.dtype == torch.float32
         assert not torch.equal(p_before, p_after)

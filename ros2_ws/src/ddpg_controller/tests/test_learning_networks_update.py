@@ -100,7 +100,7 @@ def test_critic_target_worked_by_hand() -> None:
     expected_loss = float(np.mean((q - y) ** 2))
 
     stats = agent.update(batch)
-    assert stats["critic_loss"] == pytest.approx(expected_loss, rel=1e-5)
+    assert float(stats["critic_loss"]) == pytest.approx(expected_loss, rel=1e-5)
     # And a hand-made number: one row, zero next-state value, known reward.
     with torch.no_grad():
         for p in agent.critic_target.out.parameters():
@@ -113,7 +113,7 @@ def test_critic_target_worked_by_hand() -> None:
         batch.next_obs[:1],
         torch.zeros(1, 1),
     )
-    assert agent.update(one)["critic_loss"] == pytest.approx((q_online - 2.5) ** 2, rel=1e-5)
+    assert float(agent.update(one)["critic_loss"]) == pytest.approx((q_online - 2.5) ** 2, rel=1e-5)
 
 
 def test_actor_gradient_is_chain_rule_through_online_critic() -> None:
@@ -195,3 +195,109 @@ def test_critic_weight_decay_is_applied() -> None:
         == 0.01
     )
     assert small_agent().actor_optimizer.param_groups[0]["weight_decay"] == 0.0
+
+
+def filled_agent(device: str = "cpu", **overrides: object) -> DDPG:
+    """An agent with 300 observed transitions and non-trivial normalisation statistics."""
+    cfg = DDPGConfig.from_dict(
+        {
+            "actor_hidden": [32, 16],
+            "critic_hidden": [32, 16],
+            "batch_size": 16,
+            "buffer_size": 500,
+            "warmup_steps": 0,
+            "tau": 0.05,
+            "device": device,
+            **overrides,
+        }
+    )
+    agent = DDPG(OBS, ACT, -2.0, 2.0, cfg, seed=7)
+    rng = np.random.default_rng(0)
+    for t in range(300):
+        obs = rng.normal([1.0, -3.0, 20.0], [0.5, 2.0, 8.0])
+        agent.observe(obs, rng.uniform(-2, 2, ACT), rng.normal(), obs * 0.9, t % 50 == 49)
+    return agent
+
+
+def reference_step(agent: DDPG, indices: torch.Tensor) -> dict[str, float]:
+    """The training step as it was before replay moved to the device: rows gathered and
+    normalised on the host in float64 numpy, then the update's equations written out again."""
+    rows = agent.replay.split(agent.replay.storage[indices])
+    norm = agent.frozen_normalizer()
+
+    def host(x: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+
+    obs, next_obs = host(norm.normalize(rows.obs.numpy())), host(norm.normalize(rows.next_obs))
+    actions, rewards, terminated = (host(x.numpy()) for x in rows[1:3] + rows[4:])
+    gamma, tau = agent.config.gamma, agent.config.tau
+    with torch.no_grad():
+        next_q = agent.critic_target(next_obs, agent.actor_target(next_obs))
+        y = rewards + gamma * (1.0 - terminated) * next_q
+    q = agent.critic(obs, actions)
+    critic_loss = torch.nn.functional.mse_loss(q, y)
+    agent.critic_optimizer.zero_grad(set_to_none=True)
+    critic_loss.backward()
+    agent.critic_optimizer.step()
+    actor_loss = -agent.critic(obs, agent.actor(obs)).mean()
+    agent.actor_optimizer.zero_grad(set_to_none=True)
+    actor_loss.backward(inputs=list(agent.actor.parameters()))
+    agent.actor_optimizer.step()
+    soft_update(agent.actor_target, agent.actor, tau)
+    soft_update(agent.critic_target, agent.critic, tau)
+    return {
+        "critic_loss": critic_loss.item(),
+        "actor_loss": actor_loss.item(),
+        "q_mean": q.detach().mean().item(),
+    }
+
+
+def all_weights(agent: DDPG) -> list[torch.Tensor]:
+    modules = (agent.actor, agent.critic, agent.actor_target, agent.critic_target)
+    return [p.detach().cpu() for m in modules for p in m.parameters()]
+
+
+def test_device_step_gives_the_numbers_of_the_host_step() -> None:
+    """train_step (sampling and normalisation on the device, one static batch) moves every
+    network exactly as the host-side step of before does on the same rows."""
+    device_path, host_path = filled_agent(), filled_agent()
+    host_path.replay.flush()
+    for _ in range(5):
+        indices = host_path.replay.sample_indices(16)  # the draw train_step makes next
+        expected = reference_step(host_path, indices)
+        got = device_path.train_step()
+        assert got is not None
+        for name, value in expected.items():
+            assert float(got[name]) == pytest.approx(value, abs=1e-6)
+    for a, b in zip(all_weights(device_path), all_weights(host_path), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    assert device_path.num_updates == 5
+
+
+def test_cuda_graph_setting_is_checked() -> None:
+    with pytest.raises(ValueError, match="cuda_graph"):
+        DDPGConfig.from_dict({"cuda_graph": "always"})
+    with pytest.raises(ValueError, match="cuda_graph"):
+        DDPGConfig.from_dict({"cuda_graph": "on", "device": "cpu"})
+    assert not small_agent(cuda_graph="auto").uses_cuda_graph  # the CPU runs it eagerly
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="cuda_graph='on' needs the cuda device"):
+            DDPG(OBS, ACT, -1.0, 1.0, DDPGConfig.from_dict({"cuda_graph": "on"}))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_graph_step_equals_the_eager_step() -> None:
+    """The captured graph replays the same function: warm-up, capture and replays move the
+    networks and the sampler exactly as eager steps on the same device do."""
+    graph, eager = filled_agent("cuda", cuda_graph="on"), filled_agent("cuda", cuda_graph="off")
+    assert graph.uses_cuda_graph and not eager.uses_cuda_graph
+    for step in range(12):  # 3 eager warm-ups, the capture, replays
+        got, expected = graph.train_step(), eager.train_step()
+        for name in expected:
+            assert float(got[name]) == pytest.approx(float(expected[name]), abs=1e-6), step
+        if step == 6:  # new transitions between replays reach the graph's replay and statistics
+            for agent in (graph, eager):
+                agent.observe(np.full(OBS, 50.0), np.ones(ACT), 3.0, np.zeros(OBS), False)
+    for a, b in zip(all_weights(graph), all_weights(eager), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    assert torch.equal(graph.replay.generator.get_state(), eager.replay.generator.get_state())

@@ -19,7 +19,7 @@ from ddpg_controller.learning.atomic import atomic_write
 from ddpg_controller.learning.ddpg import DDPG
 
 CHECKPOINT_FORMAT = "ddpg_controller.checkpoint"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: replay on the learner's device, sampled by a torch generator
 
 
 def replay_path(path: str | Path) -> Path:
@@ -64,10 +64,9 @@ def save_checkpoint(
     if include_replay:
         replay_id = uuid.uuid4().hex
         state = agent.replay.state_dict()
-        rng_state = state.pop("rng")
 
         def write_replay(f: Any) -> None:
-            np.savez(f, replay_id=np.array(replay_id), rng=np.array(repr(rng_state)), **state)
+            np.savez(f, replay_id=np.array(replay_id), **state)
 
         atomic_write(replay_path(path), write_replay)
     payload = {
@@ -105,13 +104,10 @@ def load_checkpoint(path: str | Path, agent: DDPG, load_replay: bool = True) -> 
 
 
 def _load_replay(path: Path, agent: DDPG, replay_id: str) -> None:
-    import ast
-
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint references replay buffer {path}, which is missing")
     with np.load(path, allow_pickle=False) as data:
         state = {k: data[k] for k in data.files}
     if str(state.pop("replay_id")) != replay_id:
         raise ValueError(f"{path} belongs to a different checkpoint (replay id mismatch)")
-    state["rng"] = ast.literal_eval(str(state["rng"]))
     agent.replay.load_state_dict(state)

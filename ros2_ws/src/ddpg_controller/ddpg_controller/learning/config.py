@@ -18,6 +18,7 @@ from typing import Any
 NOISE_TYPES = ("ou", "gaussian", "none")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("float32", "bfloat16")
+CUDA_GRAPH_SETTINGS = ("auto", "on", "off")
 
 
 def _desc(text: str) -> dict[str, str]:
@@ -123,6 +124,14 @@ class DDPGConfig:
             "seeds did not learn in 20k steps. Experimental; check the task's returns."
         ),
     )
+    cuda_graph: str = field(
+        default="auto",
+        metadata=_desc(
+            "Run each training step (replay sampling + update + soft updates) as one captured "
+            "CUDA graph: 'auto' (on when the device is cuda), 'on' (an error without cuda) or "
+            "'off' (eager kernel launches, for debugging)."
+        ),
+    )
     noise: NoiseConfig = field(
         default_factory=NoiseConfig, metadata=_desc("Exploration noise settings.")
     )
@@ -149,6 +158,18 @@ class DDPGConfig:
         _check(self.observation_clip > 0.0, "observation_clip", self.observation_clip, "> 0")
         _check(self.device in DEVICES, "device", self.device, f"one of {DEVICES}")
         _check(self.precision in PRECISIONS, "precision", self.precision, f"one of {PRECISIONS}")
+        _check(
+            self.cuda_graph in CUDA_GRAPH_SETTINGS,
+            "cuda_graph",
+            self.cuda_graph,
+            f"one of {CUDA_GRAPH_SETTINGS}",
+        )
+        _check(
+            not (self.cuda_graph == "on" and self.device == "cpu"),
+            "cuda_graph",
+            self.cuda_graph,
+            "'auto' or 'off' with device 'cpu' (a CUDA graph needs the cuda device)",
+        )
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> DDPGConfig:

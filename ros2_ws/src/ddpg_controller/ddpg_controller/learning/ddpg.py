@@ -2,6 +2,11 @@
 
 Lillicrap et al. 2015 (arXiv 1509.02971), Algorithm 1. ``update`` is written to be read line by
 line against the algorithm; everything else is plumbing around it.
+
+One training step is ``sample_and_update``: sample replay rows on the learner's device into static
+batch tensors, normalise them there, ``update``. It reads no value back to the host, so on CUDA
+it is captured once into a CUDA graph and replayed per step (a launch-bound eager step holds the
+GIL for ~100 kernel launches and starves a control thread beside it); on the CPU it runs eagerly.
 """
 
 from __future__ import annotations
@@ -17,11 +22,18 @@ from torch.nn import functional
 from ddpg_controller.learning.config import DDPGConfig
 from ddpg_controller.learning.networks import Actor, Critic
 from ddpg_controller.learning.noise import LinearSchedule, make_noise
-from ddpg_controller.learning.normalizer import FrozenNormalizer, RunningNormalizer
+from ddpg_controller.learning.normalizer import (
+    DeviceNormalizer,
+    FrozenNormalizer,
+    RunningNormalizer,
+)
 from ddpg_controller.learning.policy import ActingPolicy
-from ddpg_controller.learning.replay import ReplayBuffer, ReplaySample
+from ddpg_controller.learning.replay import ReplayBuffer
 
-STATE_FORMAT = 1
+STATE_FORMAT = 2
+# Eager steps on a side stream before the CUDA graph is captured (PyTorch's whole-network capture
+# recipe: lazy state such as Adam's moments and cuBLAS workspaces exists before capture).
+GRAPH_WARMUP_STEPS = 3
 
 
 class Batch(NamedTuple):
@@ -46,6 +58,16 @@ def resolve_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {name!r}")
     return torch.device(name)
+
+
+def resolve_cuda_graph(setting: str, device: torch.device) -> bool:
+    """'auto' -> on for cuda; 'on' without cuda is an error, not a silent eager run."""
+    if setting == "on" and device.type != "cuda":
+        raise ValueError(
+            f"DDPG config: cuda_graph='on' needs the cuda device, but the learner runs on "
+            f"{device.type}; use cuda_graph 'auto' or 'off'"
+        )
+    return device.type == "cuda" and setting != "off"
 
 
 @torch.no_grad()
@@ -84,6 +106,7 @@ class DDPG:
                 f"{self.action_high}"
             )
         self.device = resolve_device(cfg.device)
+        self.uses_cuda_graph = resolve_cuda_graph(cfg.cuda_graph, self.device)
 
         # Seeds of the independent random streams derive from one seed, so runs are reproducible
         # without touching torch's or numpy's global generators.
@@ -96,19 +119,41 @@ class DDPG:
         for p in (*self.actor_target.parameters(), *self.critic_target.parameters()):
             p.requires_grad_(False)
         # fused: one kernel for all parameters (measured x1.19 updates/s at batch 64 on CPU).
+        # capturable on cuda: the step count stays on the device, so a CUDA graph can replay it.
+        capturable = self.device.type == "cuda"
         self.actor_optimizer = torch.optim.Adam(
-            self.actor.parameters(), lr=cfg.actor_lr, fused=True
+            self.actor.parameters(), lr=cfg.actor_lr, fused=True, capturable=capturable
         )
         self.critic_optimizer = torch.optim.Adam(
             self.critic.parameters(),
             lr=cfg.critic_lr,
             weight_decay=cfg.critic_weight_decay,
             fused=True,
+            capturable=capturable,
         )
         self._actor_parameters = list(self.actor.parameters())
 
-        self.replay = ReplayBuffer(obs_dim, action_dim, cfg.buffer_size, seed=int(seeds[1]))
+        self.replay = ReplayBuffer(
+            obs_dim, action_dim, cfg.buffer_size, seed=int(seeds[1]), device=self.device
+        )
         self.normalizer = RunningNormalizer(obs_dim, clip=cfg.observation_clip)
+        # Replay holds raw observations; batches are normalised on the device with these.
+        self.batch_normalizer = DeviceNormalizer(self.frozen_normalizer(), self.device)
+        # The static batch one training step fills: the packed replay rows it gathers, and
+        # actions/rewards/terminated as views of them, obs/next_obs normalised.
+        n = cfg.batch_size
+        self._batch_rows = torch.zeros(n, self.replay.row_width, device=self.device)
+        rows = self.replay.split(self._batch_rows)
+        self.batch = Batch(
+            torch.zeros(n, obs_dim, device=self.device),
+            rows.actions,
+            rows.rewards,
+            torch.zeros(n, obs_dim, device=self.device),
+            rows.terminated,
+        )
+        self._graph: torch.cuda.CUDAGraph | None = None
+        self._graph_losses: dict[str, torch.Tensor] = {}
+        self._graph_warmups = 0
         self.noise = make_noise(cfg.noise, action_dim, seed=int(seeds[2]))
         self.noise_schedule = LinearSchedule(
             cfg.noise.scale_initial, cfg.noise.scale_final, cfg.noise.schedule_steps
@@ -198,32 +243,63 @@ class DDPG:
         owed = int((self.total_steps - self.learning_starts + 1) * self.config.updates_per_step)
         return max(0, owed - self.num_updates)
 
-    def make_batch(self, sample: ReplaySample) -> Batch:
-        """Normalise observations with the current statistics and move to the device."""
-        norm = self.frozen_normalizer()
+    def train_step(self) -> dict[str, torch.Tensor] | None:
+        """Move newly observed transitions to the device, then one training step; None while
+        warming up or with too little data.
 
-        def t(x: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
-
-        return Batch(
-            t(norm.normalize(sample.obs)),
-            t(sample.actions),
-            t(sample.rewards),
-            t(norm.normalize(sample.next_obs)),
-            t(sample.terminated),
-        )
-
-    def train_step(self) -> dict[str, float] | None:
-        """Sample a batch and update; None while warming up or with too little data."""
+        The losses are device tensors (in graph mode overwritten by the next step): read them
+        with ``float()`` only as often as they are logged, since each read waits for the device.
+        """
+        if self.replay.flush() and self.config.normalize_observations:
+            self.batch_normalizer.refresh(self.normalizer.frozen())
         if self.total_steps < self.learning_starts or len(self.replay) < self.config.batch_size:
             return None
-        batch = self.make_batch(self.replay.sample(self.config.batch_size))
-        bfloat16 = self.config.precision == "bfloat16"
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bfloat16):
-            return self.update(batch)
+        losses = self._graph_step() if self.uses_cuda_graph else self.sample_and_update()
+        self.num_updates += 1
+        return losses
 
-    def update(self, batch: Batch) -> dict[str, float]:
-        """One DDPG update (Algorithm 1, inner loop)."""
+    def sample_and_update(self) -> dict[str, torch.Tensor]:
+        """Sample a batch into the static batch tensors on the device, then ``update``.
+
+        Fixed shapes, device-side sampling (the learner's own generator), no host sync: this is
+        the function the CUDA graph captures; on the CPU it is the training step itself.
+        """
+        indices = self.replay.sample_indices(self.config.batch_size)
+        raw = self.replay.split(self.replay.gather(indices, out=self._batch_rows))
+        self.batch.obs.copy_(self.batch_normalizer.normalize(raw.obs))
+        self.batch.next_obs.copy_(self.batch_normalizer.normalize(raw.next_obs))
+        bfloat16 = self.config.precision == "bfloat16"
+        with torch.autocast(
+            self.device.type,
+            dtype=torch.bfloat16,
+            enabled=bfloat16,
+            cache_enabled=not self.uses_cuda_graph,  # a graph must not capture the cast cache
+        ):
+            return self.update(self.batch)
+
+    def _graph_step(self) -> dict[str, torch.Tensor]:
+        """``sample_and_update`` as a CUDA graph: a few eager warm-up steps on a side stream,
+        then one capture, then one replay per step (every step a real update)."""
+        if self._graph is None and self._graph_warmups < GRAPH_WARMUP_STEPS:
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
+                losses = self.sample_and_update()
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            self._graph_warmups += 1
+            return losses
+        if self._graph is None:
+            graph = torch.cuda.CUDAGraph()
+            graph.register_generator_state(self.replay.generator)  # replay advances its stream
+            # thread_local: the control thread goes on acting (CPU only) during the capture.
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+                self._graph_losses = self.sample_and_update()
+            self._graph = graph
+        self._graph.replay()
+        return self._graph_losses
+
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """One DDPG update (Algorithm 1, inner loop); losses and mean Q stay on the device."""
         gamma, tau = self.config.gamma, self.config.tau
 
         # Critic target: y = r + gamma * (1 - terminated) * Q'(s', mu'(s')), no gradient.
@@ -249,11 +325,10 @@ class DDPG:
         soft_update(self.actor_target, self.actor, tau)
         soft_update(self.critic_target, self.critic, tau)
 
-        self.num_updates += 1
         return {
-            "critic_loss": critic_loss.item(),
-            "actor_loss": actor_loss.item(),
-            "q_mean": q.detach().mean().item(),
+            "critic_loss": critic_loss.detach(),
+            "actor_loss": actor_loss.detach(),
+            "q_mean": q.detach().mean(),
         }
 
     # -------------------------------------------------------------------------- checkpoints
@@ -275,7 +350,7 @@ class DDPG:
             "normalizer": self.normalizer.state_dict(),
             "noise": None if self.noise is None else self.noise.state_dict(),
             "rng": self.rng.bit_generator.state,
-            "replay_rng": self.replay.rng.bit_generator.state,
+            "replay_generator": self.replay.generator.get_state(),
             "total_steps": self.total_steps,
             "num_updates": self.num_updates,
         }
@@ -293,10 +368,12 @@ class DDPG:
         self.critic_target.load_state_dict(state["critic_target"])
         self.actor_optimizer.load_state_dict(state["actor_optimizer"])
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        self._graph, self._graph_warmups = None, 0  # the optimisers' state tensors are new
         self.normalizer.load_state_dict(state["normalizer"])
+        self.batch_normalizer.refresh(self.frozen_normalizer())
         if self.noise is not None and state["noise"] is not None:
             self.noise.load_state_dict(state["noise"])
         self.rng.bit_generator.state = state["rng"]
-        self.replay.rng.bit_generator.state = state["replay_rng"]
+        self.replay.generator.set_state(state["replay_generator"].cpu())
         self.total_steps = int(state["total_steps"])
         self.num_updates = int(state["num_updates"])

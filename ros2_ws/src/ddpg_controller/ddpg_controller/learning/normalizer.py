@@ -2,7 +2,8 @@
 
 Statistics are merged with the parallel (Chan et al.) form of Welford's update, which is exact for
 batches and numerically stable. A lock makes ``update`` safe beside readers on another thread;
-``frozen()`` takes the snapshot that an exported or acting policy uses.
+``frozen()`` takes the snapshot that an exported or acting policy uses, and ``DeviceNormalizer``
+holds one on the learner's device, where replay batches are normalised.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 EPS = 1e-8
 
@@ -32,6 +34,28 @@ class FrozenNormalizer:
     def identity(cls, dim: int) -> FrozenNormalizer:
         """No normalisation (used when ``normalize_observations`` is off)."""
         return cls(np.zeros(dim), np.ones(dim), float("inf"))
+
+
+class DeviceNormalizer:
+    """A ``FrozenNormalizer`` as static float64 tensors on a device, refreshed in place.
+
+    The statistics keep their storage, so a CUDA graph that normalises with them sees every
+    refresh. Arithmetic is float64 like ``FrozenNormalizer.normalize``: the same numbers.
+    """
+
+    def __init__(self, frozen: FrozenNormalizer, device: torch.device) -> None:
+        self.mean = torch.as_tensor(frozen.mean, dtype=torch.float64, device=device).clone()
+        self.std = torch.as_tensor(frozen.std, dtype=torch.float64, device=device).clone()
+        self.clip = float(frozen.clip)  # fixed by the config: a constant inside a graph
+
+    def refresh(self, frozen: FrozenNormalizer) -> None:
+        self.mean.copy_(torch.from_numpy(frozen.mean), non_blocking=True)
+        self.std.copy_(torch.from_numpy(frozen.std), non_blocking=True)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """float32 (n, dim) -> clip((x - mean) / std, -clip, clip), float32."""
+        out = (x.to(torch.float64) - self.mean) / self.std
+        return torch.clamp(out, -self.clip, self.clip).to(torch.float32)
 
 
 class RunningNormalizer:

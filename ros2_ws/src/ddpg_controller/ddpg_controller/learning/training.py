@@ -1,7 +1,7 @@
 """An environment-agnostic DDPG training loop over any gymnasium env with Box spaces.
 
 Used by benchmarks and simulation tests; the ROS controller node runs its own loop with the same
-agent methods (act / observe / reset_noise / train_step).
+agent methods (act / observe / reset_noise / train_step) and the same ``TrainingSchedule``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 
 from ddpg_controller.learning.config import DDPGConfig
 from ddpg_controller.learning.ddpg import DDPG
+from ddpg_controller.learning.schedule import TrainingSchedule
 
 PolicyFn = Callable[[np.ndarray], np.ndarray]
 
@@ -77,6 +78,7 @@ def train(
     result = TrainResult(agent)
     start = time.perf_counter()
     eval_seed = seed + 1_000_000
+    schedule = TrainingSchedule(total_steps, eval_every or 0)
 
     def run_eval(step: int) -> None:
         assert eval_env is not None
@@ -106,7 +108,7 @@ def train(
             ep_return, ep_len = 0.0, 0
         else:
             obs = next_obs
-        if eval_env is not None and eval_every and step % eval_every == 0 and step < total_steps:
+        if eval_env is not None and schedule.due(step).evaluation:
             run_eval(step)
         if callback is not None:
             info = {
