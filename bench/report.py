@@ -394,8 +394,8 @@ def ros_section(data: dict[str, Any]) -> tuple[list[str], list[tuple[str, str, s
     rt = data.get("rt", {})
     out.append(
         f"\n**Real time at {1 / rt.get('period_s', 0.002):.0f} Hz.** The package's sim node in "
-        "`mode:=realtime` with the pendulum's control period set to 2 ms (`bench/rt_sim.py` sets "
-        "`PendulumTask.control_period` before starting the unchanged `SimNode`; its wall-clock "
+        "`mode:=realtime` with the pendulum's control period set to 2 ms (`bench/rt_sim.py` gives "
+        "the unchanged `SimNode` a copy of the pendulum spec with that period; its wall-clock "
         "timer publishes a state every period and holds the last command) and the controller node "
         "with `lockstep: false` (the learner thread trains free-running). A period is *met* when a "
         "command arrived after that period's state was published and before the next tick, "

@@ -1,11 +1,12 @@
 """The package's sim node in ``mode:=realtime`` at a faster control rate, instrumented.
 
-``python -m bench.rt_sim --period 0.002 --duration 20 --out FILE --ros-args ...`` sets the pendulum
-task's control period (the class attribute ``PendulumTask.control_period``; the physics then takes
-its 10 substeps of period/10) before the unchanged ``SimNode`` starts, and records, in this process
-and on one clock (``time.perf_counter_ns``), when each timer tick published a state and when each
-command arrived. A control period is *met* when a command arrived after the state of that period was
-published and before the next tick; otherwise it is *missed* (the robot holds the last command).
+``python -m bench.rt_sim --period 0.002 --duration 20 --out FILE --ros-args ...`` runs the pendulum
+task with that control period (a copy of its spec file, given as the node's ``task_file``; the
+physics then takes its 10 substeps of period/10) in the unchanged ``SimNode``, and records, in this
+process and on one clock (``time.perf_counter_ns``), when each timer tick published a state and when
+each command arrived. A control period is *met* when a command arrived after the state of that
+period was published and before the next tick; otherwise it is *missed* (the robot holds the last
+command).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -32,12 +34,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(ours)
 
     import rclpy
+    import yaml
 
     from ddpg_controller.ros_common import spin_until_shutdown
-    from ddpg_controller.sim import tasks
-
-    tasks.PendulumTask.control_period = args.period
     from ddpg_controller.sim_node import SimNode
+    from ddpg_controller.tasks import BUILTIN_DIR
+
+    spec = yaml.safe_load((BUILTIN_DIR / "pendulum.yaml").read_text())
+    spec["timing"]["control_period"] = args.period
+    spec["robot"]["urdf"] = str(BUILTIN_DIR / "urdf" / "pendulum.urdf")
+    spec_file = Path(args.out).with_suffix(".task.yaml")
+    spec_file.write_text(yaml.safe_dump(spec))
+    ros_args = [*(ros_args or ["--ros-args"]), "-p", f"task_file:={spec_file}"]
 
     ticks: list[int] = []
     commands: list[int] = []

@@ -13,14 +13,18 @@ PACKAGE = "ddpg_controller"
 setup(
     name=PACKAGE,
     version="0.1.0",
-    packages=[PACKAGE, f"{PACKAGE}.learning", f"{PACKAGE}.sim"],
+    packages=[PACKAGE, f"{PACKAGE}.learning", f"{PACKAGE}.tasks", f"{PACKAGE}.sim"],
     package_dir={PACKAGE: PACKAGE, f"{PACKAGE}.sim": "sim"},
-    package_data={f"{PACKAGE}.sim": ["urdf/*.urdf"]},
+    # The built-in task specs and their URDFs: read from the Python package (no ament index
+    # needed), and installed to share/ddpg_controller/tasks/ for users to copy.
+    package_data={f"{PACKAGE}.tasks": ["builtin/*.yaml", "builtin/urdf/*.urdf"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        (f"share/{PACKAGE}/tasks", glob(f"{PACKAGE}/tasks/builtin/*.yaml")),
+        (f"share/{PACKAGE}/tasks/urdf", glob(f"{PACKAGE}/tasks/builtin/urdf/*.urdf")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,

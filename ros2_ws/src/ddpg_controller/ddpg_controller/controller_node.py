@@ -49,11 +49,13 @@ from ddpg_controller.ros_common import (
 )
 from ddpg_controller.ros_params import declare_all, declare_dataclass
 from ddpg_controller.run_directory import RunDirectory, completes_despite_ctrl_c
-from ddpg_controller.sim.tasks import RobotState, make_task
+from ddpg_controller.safety import SafetyLayer, Verdict, task_safety_config
 from ddpg_controller.state_assembly import StateAssembler
+from ddpg_controller.tasks import RobotState, load_task
 
 PARAMETERS = {
-    "task": ("pendulum", "Task whose observation, reward and bounds the controller uses."),
+    "task": ("pendulum", "Built-in task whose observation, reward and bounds the controller uses."),
+    "task_file": ("", "Task spec file (YAML); when set it replaces the built-in task."),
     "controller_name": ("", "ros2_control controller to command; empty = the task's default."),
     "reset_service": ("sim/reset", "std_srvs/Trigger service that starts a new episode."),
     "training": (True, "Learn and explore (true), or act with mu(s) only and learn nothing."),
@@ -101,6 +103,7 @@ class _Step:
     state: RobotState
     observation: np.ndarray
     action: np.ndarray
+    previous_action: np.ndarray  # the action before this one (zeros at an episode start)
 
 
 class DDPGControllerNode(Node):
@@ -108,7 +111,7 @@ class DDPGControllerNode(Node):
         super().__init__("controller")
         self.settings = declare_all(self, PARAMETERS)
         self.config = DDPGConfig.from_dict(declare_dataclass(self, "ddpg", DDPGConfig))
-        self.task = make_task(self.settings["task"])
+        self.task = load_task(self.settings["task_file"] or self.settings["task"])
         controller = self.settings["controller_name"] or self.task.controller_name
         torch_threads = self.settings["torch_threads"]
         if torch_threads > 0:
@@ -152,6 +155,17 @@ class DDPGControllerNode(Node):
         self.lockstep_wait = LatencyMeter()
         self.assembler = StateAssembler(self.task.signal_names, self.settings["lockstep"])
         self.period_ns = round(self.task.control_period * 1e9)
+        # The spec's observation noise (sim-to-real robustness) while training; never on deploy.
+        self.noise_rng = (
+            np.random.default_rng(self.settings["seed"]) if self.settings["training"] else None
+        )
+        # Driving a robot in real time (training included), every command passes the safety
+        # layer with the task's defaults; in lockstep the simulator is the robot and the
+        # commands stay exactly what the gymnasium env would apply.
+        self.safety: SafetyLayer | None = None
+        if not self.settings["lockstep"]:
+            self.safety = SafetyLayer(task_safety_config(self.task))
+            self.safety.start(time.monotonic())
         self.dropped_transitions = 0
         self.started = time.monotonic()
 
@@ -198,6 +212,8 @@ class DDPGControllerNode(Node):
             self._request_reset()
 
     def _request_reset(self) -> None:
+        if self.safety is not None and self.safety.clear_e_stop():
+            self.get_logger().warning("safety latch cleared for the new episode")
         self.episode_start_ns = None
         self.deferred_state = None
         self.last = None
@@ -281,7 +297,7 @@ class DDPGControllerNode(Node):
             return  # a state of the episode before the reset
         if self.last is not None and stamp_ns <= self.last.stamp_ns:
             return  # duplicate or out of order: never act twice on one state
-        observation = self.task.observation(state)
+        observation = self.task.observation(state, self._previous_action(), self.noise_rng)
         finite = all(np.isfinite(v).all() for v in (state.position, state.velocity, observation))
         if not finite:
             self.get_logger().error("non-finite robot state: safe command", throttle_duration_sec=1)
@@ -298,7 +314,7 @@ class DDPGControllerNode(Node):
     def _close_transition(self, state: RobotState, observation: np.ndarray) -> bool:
         """Record (s, a, r, s', terminated); True when the episode ends here."""
         last = self.last
-        reward = self.task.reward(last.state, last.action, state)
+        reward = self.task.reward(last.state, last.action, state, last.previous_action)
         terminated = self.task.terminated(state)
         self.episode_return += reward
         self.episode_step += 1
@@ -327,17 +343,48 @@ class DDPGControllerNode(Node):
             self.pending_state = None
             start = time.perf_counter()
             if pending.safe or self.learner.failure is not None:
-                action = np.zeros(self.task.action_dim)  # safe command
+                command = self.task.hold_command(pending.state)
             else:
                 action = self._choose_action(pending.observation)
-                self.last = _Step(pending.stamp_ns, pending.state, pending.observation, action)
-            self.command_publisher.publish(Float64MultiArray(data=action.tolist()))
+                previous = self._previous_action()
+                self.last = _Step(
+                    pending.stamp_ns, pending.state, pending.observation, action, previous
+                )
+                command = self.task.command(action, pending.state)
+            if self.safety is not None:
+                command = self._through_safety(pending, command)
+            if command is not None:
+                self.command_publisher.publish(Float64MultiArray(data=command.tolist()))
             published = time.perf_counter()
         if self.settings["lockstep"]:
             self.lockstep_wait.record(start - pending.received)
             self.latency.record(published - start)
         else:
             self.latency.record(published - pending.received)
+
+    def _through_safety(self, pending: _Pending, command: np.ndarray | None) -> np.ndarray | None:
+        """The command the safety layer lets through for ``pending`` (None: publish nothing)."""
+        state = pending.state
+        verdict, reason = self.safety.check_state(
+            pending.stamp_ns,
+            *state.signals.values(),
+            now=time.monotonic(),
+            position=state.position,
+            velocity=state.velocity,
+        )
+        if verdict is Verdict.SAFE or command is None:
+            if reason:
+                self.get_logger().error(reason, throttle_duration_sec=1.0)
+            return self.safety.safe()
+        if verdict is Verdict.IGNORE:
+            return None
+        command, reason = self.safety.command(command, pending.stamp_ns)
+        if reason:
+            self.get_logger().error(reason, throttle_duration_sec=1.0)
+        return command
+
+    def _previous_action(self) -> np.ndarray:
+        return self.last.action if self.last is not None else np.zeros(self.task.action_dim)
 
     def _choose_action(self, observation: np.ndarray) -> np.ndarray:
         explore = self.settings["training"] and not self.evaluating
@@ -405,7 +452,11 @@ class DDPGControllerNode(Node):
         self.done = True
         self.learner.stop()
         self.save_checkpoint()
-        export_policy(self.run.policy, self.agent, self._policy_metadata())
+        export_policy(
+            self.run.policy,
+            self.agent,
+            {**self.task.policy_metadata(), "env_steps": self.env_steps},
+        )
         wall = time.monotonic() - self.started
         latency = self.latency.summary_ms()
         summary = {
@@ -434,19 +485,6 @@ class DDPGControllerNode(Node):
         self.get_logger().info(f"training done: {summary}")
         if self.settings["shutdown_when_done"]:
             rclpy.try_shutdown()
-
-    def _policy_metadata(self) -> dict:
-        return {
-            "task": self.task.name,
-            "observation_names": list(self.task.observation_names),
-            "joint_names": list(self.task.joint_names),
-            "signal_names": list(self.task.signal_names),
-            "command_interface": self.task.command_interface,
-            "action_low": self.task.action_low.tolist(),
-            "action_high": self.task.action_high.tolist(),
-            "control_rate_hz": 1.0 / self.task.control_period,
-            "env_steps": self.env_steps,
-        }
 
     def close(self) -> None:
         """On Ctrl-C: stop the learner, then checkpoint, so nothing learned is lost."""

@@ -34,7 +34,15 @@ import numpy as np
 
 from ddpg_controller.processes import NodeProcess
 from ddpg_controller.ros_common import isolate_ros_traffic, make_executor, reset_stamp_ns
-from ddpg_controller.train_cli import SIM_NODE, NodeSpec, node_command, package_config
+from ddpg_controller.train_cli import (
+    SIM_NODE,
+    NodeSpec,
+    add_task_arguments,
+    list_tasks,
+    node_command,
+    resolve_task,
+    task_file_parameter,
+)
 
 DEPLOY_NODE = NodeSpec(executable="deploy_node", name="deploy")
 
@@ -42,15 +50,21 @@ DEPLOY_NODE = NodeSpec(executable="deploy_node", name="deploy")
 def launch_parameters(spec: NodeSpec, args: argparse.Namespace) -> dict[str, object]:
     """The per-node parameters ``launch/deploy.launch.py`` sets from its arguments (the sim node
     is the CLI's stand-in robot and not part of the launch file)."""
+    task_file = task_file_parameter(args)
     if spec == SIM_NODE:
-        return {"task": args.task, "mode": args.sim_mode, "seed": args.seed or 0}
-    return {"task": args.task, "policy": str(Path(args.policy).resolve())}
+        return {
+            "task": args.task,
+            "task_file": task_file,
+            "mode": args.sim_mode,
+            "seed": args.seed or 0,
+        }
+    return {"task": args.task, "task_file": task_file, "policy": str(Path(args.policy).resolve())}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="ddpg-deploy", description=__doc__.split("\n")[0])
-    parser.add_argument("--policy", required=True, type=Path, help="exported policy file")
-    parser.add_argument("--task", default="pendulum", help="task (config/<task>.yaml)")
+    parser.add_argument("--policy", type=Path, help="exported policy file (required)")
+    add_task_arguments(parser)
     parser.add_argument("--episodes", type=int, default=3)
     parser.add_argument("--config", type=Path, help="parameter file (default: the task's)")
     parser.add_argument(
@@ -72,12 +86,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if not args.policy.is_file():
-        raise SystemExit(f"policy file not found: {args.policy}")
-    config = args.config or package_config(args.task)
+    if args.list_tasks:
+        print(list_tasks())
+        return 0
+    if args.policy is None or not args.policy.is_file():
+        raise SystemExit(f"policy file not found: {args.policy} (--policy is required)")
+    task_name, config = resolve_task(args)
     if not config.exists():
         raise SystemExit(f"parameter file not found: {config}")
-    log_dir = args.log_dir or Path("runs") / f"deploy-{args.task}-{datetime.now():%m%d-%H%M%S}"
+    log_dir = args.log_dir or Path("runs") / f"deploy-{task_name}-{datetime.now():%m%d-%H%M%S}"
     log_dir.mkdir(parents=True, exist_ok=True)
     if "ROS_DOMAIN_ID" not in os.environ:
         isolate_ros_traffic()
@@ -99,12 +116,14 @@ def main(argv: list[str] | None = None) -> int:
         node_command(DEPLOY_NODE, config, deploy_parameters, args.namespace),
         log_dir / "deploy_node.log",
     )
-    print(f"[ddpg-deploy] task {args.task}, policy {args.policy}, sim {args.sim_mode}")
+    print(f"[ddpg-deploy] task {task_name}, policy {args.policy}, sim {args.sim_mode}")
     print(f"[ddpg-deploy] ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID')}, logs in {log_dir}")
     driver = None
     code = 1
     try:
-        driver = DeployDriver(args.task, args.namespace, lockstep=args.sim_mode == "lockstep")
+        driver = DeployDriver(
+            str(args.task_file or args.task), args.namespace, lockstep=args.sim_mode == "lockstep"
+        )
         driver.trace = open(log_dir / "steps.csv", "w")  # noqa: SIM115 (closed in close())
         driver.trace.write("episode,stamp_ns,position,velocity,command\n")
         returns = driver.run(args.episodes, args.seed, args.timeout, (sim, deploy))
@@ -149,11 +168,11 @@ class DeployDriver:
         observer_qos = QoSProfile(
             reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=10_000
         )
-        from ddpg_controller.sim.tasks import make_task
         from ddpg_controller.state_assembly import StateAssembler
+        from ddpg_controller.tasks import load_task
 
         self._rclpy = rclpy
-        self.task = make_task(task_name)
+        self.task = load_task(task_name)
         self.lockstep = lockstep
         prefix = f"/{namespace.strip('/')}" if namespace.strip("/") else ""
         self.context = rclpy.Context()
@@ -246,7 +265,7 @@ class DeployDriver:
         from ddpg_controller.ros_common import stamp_to_ns
 
         stamp = stamp_to_ns(msg.header.stamp)
-        values = msg.effort if self.task.command_interface == "effort" else msg.velocity
+        values = getattr(msg, self.task.command_interface)
         if stamp:
             self.commands[stamp] = np.asarray(values, dtype=np.float64)
 
@@ -321,12 +340,15 @@ class DeployDriver:
                 raise DeployError(f"this process missed lockstep states (stamp gaps {gaps[:5]})")
         self.spin_until(lambda: states[-2][0] in self.commands, 2.0)
         total, missing = 0.0, 0
+        previous = np.zeros(self.task.action_dim)
         for (stamp, state), (_, next_state) in itertools.pairwise(states):
-            action = self.commands.get(stamp)
-            if action is None:  # the node did not answer this state (cannot happen in lockstep)
+            command = self.commands.get(stamp)
+            if command is None:  # the node did not answer this state (cannot happen in lockstep)
                 missing += 1
-                action = np.zeros(self.task.action_dim)
-            total += self.task.reward(state, action, next_state)
+                command = self.task.hold_command(state)
+            action = self.task.action_of_command(command, state)
+            total += self.task.reward(state, action, next_state, previous)
+            previous = action
         if missing:
             print(f"[ddpg-deploy] {missing} states had no command (reward with zeros)")
         if self.trace is not None:

@@ -5,9 +5,11 @@ torch CPU with one thread, behind the safety layer of :mod:`ddpg_controller.safe
 
 Lifecycle (``rclpy.lifecycle``; drive it with ``<ns>/deploy/change_state``):
 
-- **configure** loads the policy file and checks it against the configured task and robot: task,
-  joint names (same names, same order), command interface, signal topics, observation layout,
-  action count == controller joints, control rate, and the safety parameters. Any mismatch, or a
+- **configure** loads the policy file and the task: ``task_file`` or ``task`` when set, else the
+  task spec the policy carries (so the robot computer needs no URDF and no simulator). It checks
+  the policy against the task (``Task.policy_mismatches``): task, joint names (same names, same
+  order), command interface, action mode, limits, signal topics, observation layout, action
+  count == controller joints, control rate, and the safety parameters. Any mismatch, or a
   missing/corrupt file, fails the transition with a log line saying exactly what differs. Then it
   subscribes to the robot state and e-stop topics and creates the command publisher.
 - **activate** checks the last ``joint_states`` received (if any) for every trained joint name
@@ -21,7 +23,8 @@ by name), one geometry_msgs/PointStamped topic per task signal, ``e_stop`` (std_
 latches the safe command); publishes ``<controller_name>/commands`` (std_msgs/Float64MultiArray,
 reliable) and ``~/command_state`` (sensor_msgs/JointState: header.stamp = the stamp of the state
 the command answers, 0 for watchdog/deactivation/e-stop commands; the command in the field of the
-command interface). Service ``~/clear_e_stop`` (std_srvs/Trigger) clears the e-stop latch.
+command interface). Service ``~/clear_e_stop`` (std_srvs/Trigger) clears the e-stop and over-speed
+latches.
 
 Latency (state received -> command published, ``LatencyMeter``) is logged as p50/p99 every
 ``latency_log_period`` seconds, at deactivation and at shutdown.
@@ -29,7 +32,6 @@ Latency (state received -> command published, ``LatencyMeter``) is logged as p50
 
 from __future__ import annotations
 
-import math
 import signal
 import sys
 import time
@@ -59,13 +61,20 @@ from ddpg_controller.ros_common import (
     stamp_to_ns,
 )
 from ddpg_controller.ros_params import declare_all
-from ddpg_controller.safety import SafetyConfig, SafetyLayer, Verdict
-from ddpg_controller.sim.tasks import RobotState, make_task
+from ddpg_controller.safety import (
+    DEFAULT_POSITION_MARGIN,
+    DEFAULT_VELOCITY_TOLERANCE,
+    SafetyLayer,
+    Verdict,
+    task_safety_config,
+)
 from ddpg_controller.state_assembly import StateAssembler
+from ddpg_controller.tasks import RobotState, TaskSpecError, load_task, task_from_dict
 
 PARAMETERS = {
     "policy": ("", "Exported policy file (export_policy / <run_dir>/policy.pt)."),
-    "task": ("pendulum", "Task the robot runs: joints, signals, observation, bounds."),
+    "task": ("", "Built-in task the robot runs; empty: the task spec the policy carries."),
+    "task_file": ("", "Task spec file (YAML) of the robot; when set it replaces task."),
     "controller_name": ("", "ros2_control controller to command; empty = the task's default."),
     "exact_signal_stamps": (
         False,
@@ -78,19 +87,38 @@ PARAMETERS = {
         "periods of the policy's control rate.",
     ),
     "latency_log_period": (10.0, "Seconds between latency p50/p99 log lines; <= 0: none."),
+    "position_margin": (
+        DEFAULT_POSITION_MARGIN,
+        "Position control: command limits this far inside the URDF position limits (rad or m).",
+    ),
+    "velocity_tolerance": (
+        DEFAULT_VELOCITY_TOLERANCE,
+        "Over-speed trip: a measured joint velocity beyond (1 + this) x its URDF limit latches "
+        "the safe command until ~/clear_e_stop.",
+    ),
+    "filter_alpha": (
+        1.0,
+        "Low-pass (EMA) filter on commands: command = a*target + (1-a)*previous; 1: no filter.",
+    ),
 }
 # Optional per-joint double arrays (one value for all joints, or one per joint; write floats:
 # [1.0], not [1]); unset = the default.
 OPTIONAL_ARRAYS = {
-    "command_low": "Lower command limits, joint units; unset: the policy's action_low.",
-    "command_high": "Upper command limits, joint units; unset: the policy's action_high.",
-    "max_delta": (
-        "Largest command change per joint per control period (joint units); <= 0: no rate "
-        "limit; unset: a quarter of the command range."
+    "command_low": (
+        "Lower command limits, joint units; unset: the policy's action_low (position control: "
+        "the URDF lower limits + position_margin)."
     ),
-    "safe_command": "Command on faults, e-stop, timeout and deactivation; unset: zeros.",
+    "command_high": "Upper command limits, joint units; unset: as command_low, mirrored.",
+    "max_delta": (
+        "Largest command change per joint per control period (joint units: a velocity bound "
+        "for position commands, an acceleration bound for velocity commands); <= 0: no rate "
+        "limit; unset: the URDF velocity limit x period (position), else a quarter of the range."
+    ),
+    "safe_command": (
+        "Command on faults, e-stop, timeout and deactivation; unset: zeros (effort, velocity) "
+        "or hold the last measured position (position)."
+    ),
 }
-DEFAULT_MAX_DELTA_FRACTION = 0.25
 
 
 class DeployNode(LifecycleNode):
@@ -187,10 +215,6 @@ class DeployNode(LifecycleNode):
         from ddpg_controller.learning.export import PolicyFileError, load_policy
 
         torch.set_num_threads(1)
-        try:
-            task = make_task(self.settings["task"])
-        except ValueError as exc:
-            return f"parameter task: {exc}"
         path = self.settings["policy"]
         if not path:
             return "parameter policy is empty: set it to an exported policy file"
@@ -198,35 +222,39 @@ class DeployNode(LifecycleNode):
             policy = load_policy(path)
         except PolicyFileError as exc:
             return f"cannot load the policy: {exc}"
-        problems = policy_mismatches(policy.metadata, task)
+        meta = policy.metadata
+        chosen = self.settings["task_file"] or self.settings["task"]
+        try:
+            if chosen:
+                task = load_task(chosen)
+            elif "task_spec" in meta:
+                task = task_from_dict(meta["task_spec"], f"policy {path}")
+            else:
+                return f"policy {path} carries no task spec: set parameter task or task_file"
+        except TaskSpecError as exc:
+            return f"task: {exc}"
+        problems = task.policy_mismatches(meta)
         if problems:
             return f"policy {path} does not fit task {task.name!r}: " + "; ".join(problems)
-        meta = policy.metadata
-        period = 1.0 / float(meta["control_rate_hz"])
         values = {name: self._optional(name) for name in OPTIONAL_ARRAYS}
-        if values["max_delta"] is None:
-            span = np.asarray(meta["action_high"], float) - np.asarray(meta["action_low"], float)
-            values["max_delta"] = (DEFAULT_MAX_DELTA_FRACTION * span).tolist()
         try:
-            config = SafetyConfig.build(
-                task.action_dim,
-                meta["action_low"],
-                meta["action_high"],
-                period,
-                task.command_interface,
-                command_low=values["command_low"],
-                command_high=values["command_high"],
-                max_delta=values["max_delta"],
-                safe_command=values["safe_command"],
+            config = task_safety_config(
+                task,
+                **values,
                 state_timeout=float(self.settings["state_timeout"]),
+                position_margin=float(self.settings["position_margin"]),
+                filter_alpha=float(self.settings["filter_alpha"]),
+                velocity_tolerance=float(self.settings["velocity_tolerance"]),
             )
         except ValueError as exc:
             return f"safety parameters: {exc}"
+        period = task.control_period
         # Warm up TorchScript (its first calls optimise the graph) before the robot waits on it.
         for _ in range(3):
             policy(np.zeros(task.observation_dim, dtype=np.float32))
 
         self.task, self.policy = task, policy
+        self.previous_action = np.zeros(task.action_dim)
         self.safety = SafetyLayer(config)
         self.assembler = StateAssembler(task.signal_names, self.settings["exact_signal_stamps"])
         controller = self.settings["controller_name"] or task.controller_name
@@ -259,7 +287,7 @@ class DeployNode(LifecycleNode):
             f"commands on {self.command_topic}; limits {config.low.tolist()}.."
             f"{config.high.tolist()}, max_delta {config.max_delta.tolist()} per "
             f"{period * 1e3:.0f} ms, safe command "
-            f"{config.safe_command.tolist()}"
+            f"{'hold position' if config.safe_command is None else config.safe_command.tolist()}"
         )
         return None
 
@@ -317,8 +345,13 @@ class DeployNode(LifecycleNode):
     def _act(self, stamp_ns: int, state: RobotState, received: float) -> None:
         safety = self.safety
         was_timed_out = safety.timed_out
-        inputs = (state.position, state.velocity, *state.signals.values())
-        verdict, reason = safety.check_state(stamp_ns, *inputs, now=self._now())
+        verdict, reason = safety.check_state(
+            stamp_ns,
+            *state.signals.values(),
+            now=self._now(),
+            position=state.position,
+            velocity=state.velocity,
+        )
         if verdict is Verdict.IGNORE:
             self.counts["ignored"] += 1
             self.get_logger().warning(reason, throttle_duration_sec=1.0)
@@ -326,11 +359,12 @@ class DeployNode(LifecycleNode):
         if was_timed_out:
             self.get_logger().info("states are back: acting again")
         if verdict is Verdict.ACT:
-            observation = self.task.observation(state)
+            observation = self.task.observation(state, self.previous_action)
             if not np.all(np.isfinite(observation)):
                 verdict, reason = Verdict.SAFE, "non-finite observation: safe command"
         if verdict is Verdict.SAFE:
             self.counts["safe"] += 1
+            self.previous_action = np.zeros(self.task.action_dim)
             self._publish(safety.safe(), stamp_ns, received)
             self.get_logger().error(reason, throttle_duration_sec=1.0)
             return
@@ -339,15 +373,22 @@ class DeployNode(LifecycleNode):
         except Exception as exc:  # a broken policy must not take the node down
             action = np.full(self.task.action_dim, np.nan)
             self.get_logger().error(f"policy failed: {exc}", throttle_duration_sec=1.0)
+        if np.all(np.isfinite(action)):
+            self.previous_action = np.clip(action, self.task.action_low, self.task.action_high)
+            action = self.task.command(action, state)  # joint units (delta mode: q + action)
         command, reason = safety.command(action, stamp_ns)
         if reason:
             self.counts["safe"] += 1
             self.get_logger().error(reason, throttle_duration_sec=1.0)
         self._publish(command, stamp_ns, received)
 
-    def _publish(self, command: np.ndarray, stamp_ns: int, received: float | None) -> None:
-        if not np.all(np.isfinite(command)):  # cannot happen: SafetyLayer guarantees it
-            command = self.safety.safe()
+    def _publish(self, command: np.ndarray | None, stamp_ns: int, received: float | None) -> None:
+        """Publish ``command`` and its echo; None (position control before any measured
+        position: nothing to hold) publishes nothing and the robot keeps its last command."""
+        if command is not None and not np.all(np.isfinite(command)):
+            command = self.safety.safe()  # cannot happen: SafetyLayer guarantees it
+        if command is None:
+            return
         self.command_publisher.publish(Float64MultiArray(data=command.tolist()))
         if received is not None:
             self.latency.record(time.perf_counter() - received)
@@ -420,46 +461,6 @@ class DeployNode(LifecycleNode):
 
 
 _ECHO_FIELD = {"effort": "effort", "velocity": "velocity", "position": "position"}
-
-
-def policy_mismatches(meta: dict, task) -> list[str]:
-    """Everything in the policy's metadata that differs from the configured task."""
-    problems = []
-    trained = list(meta.get("joint_names", []))
-    expected = list(task.joint_names)
-    if trained != expected:
-        if sorted(trained) == sorted(expected):
-            problems.append(f"joint order differs: policy {trained}, task {expected}")
-        else:
-            missing = [j for j in trained if j not in expected]
-            extra = [j for j in expected if j not in trained]
-            problems.append(
-                f"joint names differ: policy {trained}, task {expected} (policy-only {missing}, "
-                f"task-only {extra})"
-            )
-    checks = [
-        ("task", meta.get("task"), task.name),
-        ("command_interface", meta.get("command_interface"), task.command_interface),
-        ("signal_names (topics)", list(meta.get("signal_names", [])), list(task.signal_names)),
-        (
-            "observation_names",
-            list(meta.get("observation_names", [])),
-            list(task.observation_names),
-        ),
-        ("action count vs controller joints", meta.get("action_dim"), task.action_dim),
-        ("obs_dim", meta.get("obs_dim"), task.observation_dim),
-    ]
-    for what, policy_value, task_value in checks:
-        if policy_value != task_value:
-            problems.append(f"{what}: policy {policy_value!r}, task {task_value!r}")
-    rate = meta.get("control_rate_hz")
-    if rate is None or not math.isclose(float(rate), 1.0 / task.control_period, rel_tol=1e-6):
-        problems.append(f"control_rate_hz: policy {rate}, task {1.0 / task.control_period:g}")
-    for key in ("action_low", "action_high"):
-        values = meta.get(key)
-        if values is None or len(values) != task.action_dim:
-            problems.append(f"{key}: policy {values}, expected {task.action_dim} values")
-    return problems
 
 
 def main(args: list[str] | None = None) -> int:

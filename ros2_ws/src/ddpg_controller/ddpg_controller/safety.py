@@ -1,23 +1,31 @@
-"""The deploy node's safety layer: pure Python and numpy, no ROS, unit-tested on its own.
+"""The safety layer between a policy and a robot: pure Python and numpy, no ROS, unit-tested.
 
-Between a policy and a robot it guarantees that every command is finite and within per-joint
-limits, and decides when the safe command replaces the policy:
+The deploy node always runs it; the controller node runs it whenever it drives a robot in real
+time (training included). It guarantees that every command is finite and within per-joint limits,
+and decides when the safe command replaces the policy:
 
-- **limits**: the policy's action is clipped to ``[low, high]`` per joint (by default the action
-  bounds the policy was trained with);
-- **rate limit**: the command changes by at most ``max_delta`` per joint per control period; a
-  state that arrives sooner than one control period after the last one (by its stamps) is allowed
-  only that fraction of ``max_delta``, so a burst of states cannot speed up the slew rate.
-  ``inf`` (or a value <= 0 in the configuration) switches it off for that joint;
+- **limits**: the command is clipped to ``[low, high]`` per joint (by default the task's command
+  bounds: ± the URDF effort/velocity limit, or for position control the URDF position limits
+  moved inwards by ``position_margin``);
+- **rate limit**: the command changes by at most ``max_delta`` per joint per control period — for
+  position commands a velocity bound (rad per period), for velocity commands an acceleration
+  bound; a state that arrives sooner than one control period after the last one (by its stamps)
+  is allowed only that fraction of ``max_delta``, so a burst of states cannot speed up the slew
+  rate. ``inf`` (or a value <= 0 in the configuration) switches it off for that joint;
+- **low-pass filter** (optional): ``command = α·target + (1 − α)·previous command`` (α = 1: off);
 - **stale input**: a state whose stamp is not newer than the last accepted one (a duplicate or an
   out-of-order message) is ignored: the controller never acts twice on one state;
 - **bad input/output**: NaN or inf in any input (positions, velocities, signals, observation) or in
   the policy's output gives the safe command;
+- **over-speed trip**: a measured joint velocity beyond its limit (the URDF's, with a tolerance)
+  latches the safe command until ``clear_e_stop()``;
 - **watchdog**: no accepted state within ``state_timeout`` seconds -> the safe command, once, until
   states return (the caller checks it on a steady clock);
 - **emergency stop**: once latched, every command is the safe command until ``clear_e_stop()``.
 
-The safe command is published as is (never rate-limited: stopping takes priority); the rate limiter
+The safe command is zeros for effort and velocity control, and *hold the last measured position*
+for position control (a zero position command would drive the arm to its zero pose); it is
+published as is (never rate-limited or filtered: stopping takes priority), and the rate limiter
 ramps the next policy command from it.
 """
 
@@ -26,8 +34,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ddpg_controller.tasks import Task
 
 
 def _per_joint(name: str, values: Sequence[float] | None, count: int) -> np.ndarray | None:
@@ -49,16 +61,18 @@ class SafetyConfig:
     low: np.ndarray
     high: np.ndarray
     max_delta: np.ndarray  # per control period; inf = no rate limit
-    safe_command: np.ndarray
+    safe_command: np.ndarray | None  # None: hold the measured position (position interface)
     control_period: float  # seconds
     state_timeout: float  # seconds
+    velocity_limit: np.ndarray  # |measured velocity| above it trips; inf = no trip
+    filter_alpha: float = 1.0  # EMA weight of the new command; 1 = no filter
 
     @classmethod
     def build(
         cls,
         joint_count: int,
-        policy_low: Sequence[float],
-        policy_high: Sequence[float],
+        default_low: Sequence[float],
+        default_high: Sequence[float],
         control_period: float,
         command_interface: str,
         command_low: Sequence[float] | None = None,
@@ -66,17 +80,28 @@ class SafetyConfig:
         max_delta: Sequence[float] | None = None,
         safe_command: Sequence[float] | None = None,
         state_timeout: float = 0.0,
+        position_margin: float = 0.0,
+        velocity_limit: Sequence[float] | None = None,
+        filter_alpha: float = 1.0,
     ) -> SafetyConfig:
-        """Limits default to the policy's bounds, the safe command to zeros (effort or velocity
-        interfaces; a position interface needs an explicit one), ``state_timeout`` <= 0 to three
-        control periods, ``max_delta`` None or <= 0 to no rate limit. ValueError says what is
-        wrong."""
+        """Limits default to ``default_low/high`` (the task's command bounds), moved inwards by
+        ``position_margin`` for position control; the safe command to zeros (effort, velocity)
+        or holding the measured position (position); ``state_timeout`` <= 0 to three control
+        periods; ``max_delta`` None or <= 0 to no rate limit; ``velocity_limit`` None to no trip.
+        ValueError says what is wrong."""
         if not control_period > 0.0 or not np.isfinite(control_period):
             raise ValueError(f"control period must be positive, got {control_period}")
+        if command_interface not in ("effort", "velocity", "position"):
+            raise ValueError(f"unknown command interface {command_interface!r}")
         low = _per_joint("command_low", command_low, joint_count)
         high = _per_joint("command_high", command_high, joint_count)
-        low = _per_joint("policy action_low", policy_low, joint_count) if low is None else low
-        high = _per_joint("policy action_high", policy_high, joint_count) if high is None else high
+        low = _per_joint("default low", default_low, joint_count) if low is None else low
+        high = _per_joint("default high", default_high, joint_count) if high is None else high
+        margin = float(position_margin)
+        if not np.isfinite(margin) or margin < 0.0:
+            raise ValueError(f"position_margin must be finite and >= 0, got {position_margin}")
+        if command_interface == "position":
+            low, high = low + margin, high - margin
         if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high)) and np.all(high > low)):
             raise ValueError(
                 f"command limits must be finite with high > low, got low={low.tolist()} "
@@ -87,22 +112,78 @@ class SafetyConfig:
             delta = np.full(joint_count, np.inf)
         delta = np.where(np.isfinite(delta) & (delta > 0.0), delta, np.inf)
         safe = _per_joint("safe_command", safe_command, joint_count)
-        if safe is None:
-            if command_interface not in ("effort", "velocity"):
-                raise ValueError(
-                    f"a {command_interface!r} command interface has no default safe command: "
-                    "set safe_command"
-                )
-            safe = np.zeros(joint_count)
-        if not np.all(np.isfinite(safe)) or np.any(safe < low) or np.any(safe > high):
+        if safe is not None and (
+            not np.all(np.isfinite(safe)) or np.any(safe < low) or np.any(safe > high)
+        ):
             raise ValueError(
                 f"safe_command {safe.tolist()} must be finite and within the command limits "
                 f"[{low.tolist()}, {high.tolist()}]"
             )
+        if safe is None and command_interface != "position":
+            safe = np.zeros(joint_count)
+        speed = _per_joint("velocity_limit", velocity_limit, joint_count)
+        speed = np.full(joint_count, np.inf) if speed is None else speed
+        if np.any(np.isnan(speed)) or np.any(speed <= 0.0):
+            raise ValueError(f"velocity_limit must be > 0, got {speed.tolist()}")
+        alpha = float(filter_alpha)
+        if not 0.0 < alpha <= 1.0:
+            raise ValueError(f"filter_alpha must be in (0, 1], got {filter_alpha}")
         timeout = float(state_timeout)
         if not timeout > 0.0 or not np.isfinite(timeout):
             timeout = 3.0 * control_period
-        return cls(low, high, delta, safe, float(control_period), timeout)
+        return cls(low, high, delta, safe, float(control_period), timeout, speed, alpha)
+
+
+DEFAULT_MAX_DELTA_FRACTION = 0.25  # effort/velocity: a quarter of the command range per period
+DEFAULT_POSITION_MARGIN = 0.05  # rad (or m) inside the URDF position limits
+# A measured velocity trips the safety layer beyond (1 + tolerance) x the URDF limit: a motor
+# driven at its limit overshoots it by a fraction of a percent (0.2 % measured on the Panda in
+# PyBullet) and real velocity estimates are noisy.
+DEFAULT_VELOCITY_TOLERANCE = 0.1
+
+
+def task_safety_config(
+    task: Task,
+    command_low: Sequence[float] | None = None,
+    command_high: Sequence[float] | None = None,
+    max_delta: Sequence[float] | None = None,
+    safe_command: Sequence[float] | None = None,
+    state_timeout: float = 0.0,
+    position_margin: float = DEFAULT_POSITION_MARGIN,
+    filter_alpha: float = 1.0,
+    velocity_tolerance: float = DEFAULT_VELOCITY_TOLERANCE,
+) -> SafetyConfig:
+    """The safety configuration of a task; unset values default to the task's facts: limits to
+    the policy's action bounds (effort, velocity) or the URDF position limits less the margin
+    (position); ``max_delta`` to the URDF velocity limit times the control period (position) or a
+    quarter of the command range; the over-speed trip to the URDF velocity limits times
+    ``1 + velocity_tolerance``."""
+    if not velocity_tolerance >= 0.0:
+        raise ValueError(f"velocity_tolerance must be >= 0, got {velocity_tolerance}")
+    position = task.command_interface == "position"
+    default_low = task.command_low if position else task.action_low
+    default_high = task.command_high if position else task.action_high
+    if max_delta is None:
+        if position:
+            max_delta = (task.velocity_limit * task.control_period).tolist()
+        else:
+            span = np.asarray(command_high or default_high) - np.asarray(command_low or default_low)
+            max_delta = (DEFAULT_MAX_DELTA_FRACTION * span).tolist()
+    return SafetyConfig.build(
+        task.action_dim,
+        default_low,
+        default_high,
+        task.control_period,
+        task.command_interface,
+        command_low=command_low,
+        command_high=command_high,
+        max_delta=max_delta,
+        safe_command=safe_command,
+        state_timeout=state_timeout,
+        position_margin=position_margin,
+        velocity_limit=(task.velocity_limit * (1.0 + velocity_tolerance)).tolist(),
+        filter_alpha=filter_alpha,
+    )
 
 
 class Verdict(enum.Enum):
@@ -117,8 +198,10 @@ class SafetyLayer:
     def __init__(self, config: SafetyConfig) -> None:
         self.config = config
         self.e_stopped = False
+        self.trip: str | None = None  # why the over-speed trip latched, None when clear
         self.timed_out = False
-        self.last_command = config.safe_command.copy()
+        self.measured_position: np.ndarray | None = None  # of the last accepted finite state
+        self.last_command: np.ndarray | None = self._safe_value()
         self._last_state_stamp_ns: int | None = None  # last accepted state
         self._last_command_stamp_ns: int | None = None  # state the last policy command answered
         self._last_state_time: float | None = None  # steady-clock seconds of the last state
@@ -128,16 +211,28 @@ class SafetyLayer:
         """On activation: the robot holds the safe command; the watchdog starts counting now.
 
         Stamp order restarts too, so a robot whose clock restarted can be resumed by a
-        deactivate/activate cycle."""
-        self.last_command = self.config.safe_command.copy()
+        deactivate/activate cycle; the measured position is forgotten (the robot may have been
+        moved meanwhile): the first command ramps from the first state after activation."""
+        self.measured_position = None
+        self.last_command = self._safe_value()
         self._last_command_stamp_ns = None
         self._last_state_stamp_ns = None
         self._last_state_time = now
         self.timed_out = False
 
     # ---- states --------------------------------------------------------------------------------
-    def check_state(self, stamp_ns: int, *inputs: np.ndarray, now: float) -> tuple[Verdict, str]:
-        """Accept a state (stamp first, then contents); feeds the watchdog unless ignored."""
+    def check_state(
+        self,
+        stamp_ns: int,
+        *inputs: np.ndarray,
+        now: float,
+        position: np.ndarray | None = None,
+        velocity: np.ndarray | None = None,
+    ) -> tuple[Verdict, str]:
+        """Accept a state (stamp first, then contents); feeds the watchdog unless ignored.
+
+        ``position`` (the measured joint positions) is what position control holds on a fault;
+        ``velocity`` is checked against the over-speed limit. Both count as inputs too."""
         last = self._last_state_stamp_ns
         if last is not None and stamp_ns <= last:
             kind = "duplicate" if stamp_ns == last else "out-of-order"
@@ -145,43 +240,70 @@ class SafetyLayer:
         self._last_state_stamp_ns = stamp_ns
         self._last_state_time = now
         self.timed_out = False
-        if not all(np.all(np.isfinite(np.asarray(x, dtype=np.float64))) for x in inputs):
-            return Verdict.SAFE, "non-finite value in the robot state: safe command"
+        for values in (position, velocity, *inputs):
+            if values is not None and not np.isfinite(values).all():
+                return Verdict.SAFE, "non-finite value in the robot state: safe command"
+        if position is not None:
+            self.measured_position = np.array(position, dtype=np.float64)
+        if velocity is not None and self.trip is None:
+            speed = np.abs(velocity)
+            if (speed > self.config.velocity_limit).any():
+                i = int(np.argmax(speed > self.config.velocity_limit))
+                self.trip = (
+                    f"joint {i} moves at {speed[i]:.3g}, beyond its velocity limit "
+                    f"{self.config.velocity_limit[i]:.3g}: safe command latched until cleared"
+                )
+        if self.trip is not None:
+            return Verdict.SAFE, self.trip
         if self.e_stopped:
             return Verdict.SAFE, "emergency stop latched: safe command"
         return Verdict.ACT, ""
 
-    def command(self, action: np.ndarray, stamp_ns: int) -> tuple[np.ndarray, str]:
-        """The command to publish for the policy's ``action`` on the state stamped ``stamp_ns``;
-        the second item says why the safe command was used ("" when it was not)."""
+    def command(self, target: np.ndarray, stamp_ns: int) -> tuple[np.ndarray | None, str]:
+        """The command to publish for the policy's ``target`` (joint units) on the state stamped
+        ``stamp_ns``; the second item says why the safe command was used ("" when it was not).
+        None only for position control before any position was measured (publish nothing)."""
         config = self.config
-        values = np.asarray(action, dtype=np.float64).reshape(-1)
+        values = np.asarray(target, dtype=np.float64).reshape(-1)
         if values.shape != config.low.shape:
             return self.safe(), (
                 f"policy output has {values.size} values, expected {config.low.size}: safe command"
             )
         if not np.all(np.isfinite(values)):
             return self.safe(), "non-finite policy output: safe command"
-        if self.e_stopped:
-            return self.safe(), "emergency stop latched: safe command"
-        target = np.clip(values, config.low, config.high)
+        if self.e_stopped or self.trip is not None:
+            return self.safe(), self.trip or "emergency stop latched: safe command"
+        previous = self.last_command if self.last_command is not None else self._safe_value()
+        if previous is None:
+            return None, "no measured position to start from: nothing published"
+        wanted = np.clip(values, config.low, config.high)
+        if config.filter_alpha < 1.0:
+            wanted = config.filter_alpha * wanted + (1.0 - config.filter_alpha) * previous
         fraction = 1.0
         if self._last_command_stamp_ns is not None:
             elapsed = (stamp_ns - self._last_command_stamp_ns) * 1e-9
             fraction = min(1.0, max(0.0, elapsed / config.control_period))
         step = config.max_delta * fraction  # inf * 0.0 would be nan: inf stays inf below
         step = np.where(np.isinf(config.max_delta), np.inf, step)
-        command = np.clip(target, self.last_command - step, self.last_command + step)
+        command = np.clip(wanted, previous - step, previous + step)
         command = np.clip(command, config.low, config.high)
         self.last_command = command
         self._last_command_stamp_ns = stamp_ns
         return command.copy(), ""
 
-    def safe(self) -> np.ndarray:
-        """The safe command; the rate limiter ramps the next policy command from it."""
-        self.last_command = self.config.safe_command.copy()
+    def safe(self) -> np.ndarray | None:
+        """The safe command (None: position control with no measured position yet — publish
+        nothing, the robot keeps its last command); the rate limiter ramps from it."""
+        self.last_command = self._safe_value()
         self._last_command_stamp_ns = None
-        return self.last_command.copy()
+        return None if self.last_command is None else self.last_command.copy()
+
+    def _safe_value(self) -> np.ndarray | None:
+        if self.config.safe_command is not None:
+            return self.config.safe_command.copy()
+        if self.measured_position is None:
+            return None
+        return np.clip(self.measured_position, self.config.low, self.config.high)
 
     # ---- watchdog and e-stop -------------------------------------------------------------------
     def watchdog_expired(self, now: float) -> bool:
@@ -201,7 +323,8 @@ class SafetyLayer:
         self.e_stopped = True
 
     def clear_e_stop(self) -> bool:
-        """Clear the latch; True if it was set."""
-        was = self.e_stopped
+        """Clear the e-stop and over-speed latches; True if one was set."""
+        was = self.e_stopped or self.trip is not None
         self.e_stopped = False
+        self.trip = None
         return was

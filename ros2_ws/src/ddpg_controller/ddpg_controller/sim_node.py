@@ -9,7 +9,8 @@ Interfaces (names relative to the node's namespace):
   step's ``joint_states`` and *before* it (``joint_states`` is the trigger);
 - subscribes ``<controller_name>/commands`` (std_msgs/Float64MultiArray, one value per joint in task
   joint order, joint units) with ``ros_common.COMMAND_QOS``; a malformed command (wrong length, NaN,
-  inf) logs a throttled warning and the safe command (zeros) is used instead;
+  inf) logs a throttled warning and the safe command is used instead (zeros, or the current
+  position for a position interface);
 - service ``~/reset`` (std_srvs/Trigger): new episode; the first reset uses parameter ``seed``,
   later ones continue the RNG, and setting ``seed`` makes the next reset reseed with it. The new
   initial state is published (signals, then joint_states) and the response message is
@@ -47,22 +48,19 @@ from ddpg_controller.ros_common import (
     spin_until_shutdown,
 )
 from ddpg_controller.ros_params import declare
-from ddpg_controller.sim.robot import RandomizationConfig, SimulatedRobot
-from ddpg_controller.sim.tasks import TASK_NAMES, make_task
+from ddpg_controller.sim.robot import SimulatedRobot
+from ddpg_controller.tasks import RandomizationConfig, builtin_task_names, load_task
 
 MODES = ("lockstep", "realtime")
 
-# name -> (default, description); all read-only after start.
-RANDOMIZATION_PARAMS: dict[str, tuple[object, str]] = {
-    "mass_scale": ([1.0, 1.0], "[low, high] factor on each link's mass and inertia"),
-    "joint_damping": (
-        [0.0, 0.0],
-        "[low, high] damping (N·m·s/rad) added to the nominal, per joint",
-    ),
-    "joint_friction": ([0.0, 0.0], "[low, high] Coulomb friction (N·m) added, per joint"),
-    "actuator_gain": ([1.0, 1.0], "[low, high] factor between command and actuator, per joint"),
-    "observation_noise_std": (0.0, "std of Gaussian noise on reported joint positions/velocities"),
-    "action_delay_steps": (0, "a command takes effect this many steps later"),
+# name -> description; defaults are the task spec's randomization block; read-only after start.
+RANDOMIZATION_PARAMS: dict[str, str] = {
+    "mass_scale": "[low, high] factor on each link's mass and inertia",
+    "joint_damping": "[low, high] damping (N·m·s/rad) added to the nominal, per joint",
+    "joint_friction": "[low, high] Coulomb friction (N·m) added, per joint",
+    "actuator_gain": "[low, high] factor between command and actuator, per joint",
+    "observation_noise_std": "std of Gaussian noise on reported joint positions/velocities",
+    "action_delay_steps": "a command takes effect this many steps later",
 }
 
 
@@ -75,10 +73,17 @@ class SimNode(Node):
             self,
             "task",
             "pendulum",
-            f"task to simulate, one of {', '.join(TASK_NAMES)}",
+            f"built-in task to simulate, one of {', '.join(builtin_task_names())}",
             read_only=True,
         )
-        self.task = make_task(task_name)
+        task_file = declare(
+            self,
+            "task_file",
+            "",
+            "task spec file (YAML); when set it replaces the built-in task",
+            read_only=True,
+        )
+        self.task = load_task(task_file or task_name)
         self.mode = declare(self, "mode", "lockstep", "lockstep | realtime", read_only=True)
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
@@ -115,9 +120,12 @@ class SimNode(Node):
                 read_only=True,
             )
         )
+        spec_randomization = self.task.randomization.to_dict()
         rand = {
-            name: declare(self, f"randomization.{name}", default, desc, read_only=True)
-            for name, (default, desc) in RANDOMIZATION_PARAMS.items()
+            name: declare(
+                self, f"randomization.{name}", spec_randomization[name], desc, read_only=True
+            )
+            for name, desc in RANDOMIZATION_PARAMS.items()
         }
         self.randomization = RandomizationConfig(
             mass_scale=tuple(rand["mass_scale"]),
@@ -133,8 +141,7 @@ class SimNode(Node):
         self._sim_steps = 0
         self._episode = -1
         self._reseed: tuple[bool, int | None] = (True, None if seed < 0 else int(seed))
-        self._safe = np.zeros(self.task.action_dim)
-        self._command = self._safe.copy()
+        self._command = np.zeros(self.task.action_dim)  # set by the reset below
         self._command_time_ns: int | None = None
         self._joint_names = list(self.task.joint_names)
 
@@ -179,7 +186,7 @@ class SimNode(Node):
         self._reseed = (False, None)
         state = self.robot.reset(seed) if reseed else self.robot.reset(None)
         self._episode += 1
-        self._command = self._safe.copy()
+        self._command = self._safe()
         self._command_time_ns = None
         return self._publish(state)
 
@@ -221,28 +228,32 @@ class SimNode(Node):
     def _republish(self) -> None:
         self._publish(self.robot.state, self._stamp_ns)
 
+    def _safe(self) -> np.ndarray:
+        """Zero effort/velocity, or hold the current position (position control)."""
+        return self.task.hold_command(self.robot.state)
+
     def _validate(self, data) -> np.ndarray:
         values = np.asarray(data, dtype=np.float64).reshape(-1)
         if values.shape != (self.task.action_dim,):
             self.get_logger().warning(
                 f"command has {values.size} values, expected {self.task.action_dim} "
-                f"({self._joint_names}); holding zeros",
+                f"({self._joint_names}); holding the safe command",
                 throttle_duration_sec=1.0,
             )
-            return self._safe.copy()
+            return self._safe()
         if not np.all(np.isfinite(values)):
             self.get_logger().warning(
-                f"command {values.tolist()} is not finite; holding zeros",
+                f"command {values.tolist()} is not finite; holding the safe command",
                 throttle_duration_sec=1.0,
             )
-            return self._safe.copy()
+            return self._safe()
         return values
 
     def _on_command(self, msg: Float64MultiArray) -> None:
         try:
             action = self._validate(msg.data)
         except (TypeError, ValueError):
-            action = self._safe.copy()
+            action = self._safe()
         if self.mode == "lockstep":
             self._stop_republishing()
             self._publish(self.robot.step(action))
@@ -255,11 +266,13 @@ class SimNode(Node):
         if self.command_timeout > 0.0 and self._command_time_ns is not None:
             age = (self.get_clock().now().nanoseconds - self._command_time_ns) * 1e-9
             if age > self.command_timeout:
-                if np.any(action != 0.0):
+                safe = self._safe()
+                if not np.array_equal(action, safe):
                     self.get_logger().warning(
-                        f"no command for {age:.2f} s; holding zeros", throttle_duration_sec=1.0
+                        f"no command for {age:.2f} s; holding the safe command",
+                        throttle_duration_sec=1.0,
                     )
-                action = self._safe
+                action = safe
         self._publish(self.robot.step(action))
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ddpg_controller.sim.tasks import RobotState
+from ddpg_controller.tasks import RobotState
 
 
 @dataclass

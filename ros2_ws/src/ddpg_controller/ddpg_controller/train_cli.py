@@ -66,16 +66,64 @@ def node_command(
     command += ["--params-file", str(params_file)]
     for key, value in overrides.items():
         text = str(value).lower() if isinstance(value, bool) else str(value)
+        text = text or "''"  # rcl reads the value as YAML: '' is the empty string
         command += ["-p", f"{key}:={text}"]
     return command
 
 
+def task_file_parameter(args: argparse.Namespace) -> str:
+    """The ``task_file`` parameter: the spec file's absolute path, or "" for a built-in task."""
+    return str(Path(args.task_file).resolve()) if args.task_file else ""
+
+
+def add_task_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--task``, ``--task-file`` and ``--list-tasks``, the same for train and deploy."""
+    parser.add_argument("--task", default="pendulum", help="built-in task (see --list-tasks)")
+    parser.add_argument("--task-file", type=Path, help="task spec file (YAML); replaces --task")
+    parser.add_argument("--list-tasks", action="store_true", help="list the built-in tasks")
+
+
+def resolve_task(args: argparse.Namespace) -> tuple[str, Path]:
+    """Check the task before any node starts (one line on error) and pick its parameter file:
+    --config, else config/<task name>.yaml of the package, else config/default.yaml."""
+    from ddpg_controller.tasks import TaskSpecError, load_task
+
+    try:
+        task = load_task(args.task_file or args.task)
+    except TaskSpecError as exc:
+        raise SystemExit(f"task: {exc}") from None
+    if args.config is not None:
+        return task.name, args.config
+    try:
+        return task.name, package_config(task.name)
+    except SystemExit:
+        if not args.task_file:
+            raise
+        return task.name, package_config("default")
+
+
+def list_tasks() -> str:
+    from ddpg_controller.tasks import BUILTIN_DIR, builtin_task_names, load_task
+
+    lines = [f"built-in tasks (spec files in {BUILTIN_DIR}):"]
+    for name in builtin_task_names():
+        task = load_task(name)
+        lines.append(
+            f"  {name:18s} {task.action_dim} joints, {task.command_interface} "
+            f"({task.action_mode}), {task.observation_dim} observations, "
+            f"{task.max_episode_steps} steps of {task.control_period} s"
+        )
+    return "\n".join(lines)
+
+
 def launch_parameters(spec: NodeSpec, args: argparse.Namespace, run_dir: Path) -> dict:
     """The per-node parameters ``launch/train.launch.py`` sets from its arguments."""
+    task_file = task_file_parameter(args)
     if spec == SIM_NODE:
-        return {"task": args.task, "seed": args.seed}
+        return {"task": args.task, "task_file": task_file, "seed": args.seed}
     return {
         "task": args.task,
+        "task_file": task_file,
         "seed": args.seed,
         "run_dir": str(run_dir.resolve()),
         "use_sim_time": True,
@@ -84,8 +132,10 @@ def launch_parameters(spec: NodeSpec, args: argparse.Namespace, run_dir: Path) -
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="ddpg-train", description=__doc__.split("\n")[0])
-    parser.add_argument("--task", default="pendulum", help="task (config/<task>.yaml)")
-    parser.add_argument("--config", type=Path, help="parameter file (default: the task's)")
+    add_task_arguments(parser)
+    parser.add_argument(
+        "--config", type=Path, help="parameter file (default: config/<task>.yaml or default.yaml)"
+    )
     parser.add_argument("--steps", type=int, help="environment steps (default: the config's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--run-dir", type=Path, help="default: runs/<task>-s<seed>-<time>")
@@ -98,13 +148,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     find_packages_in_this_prefix()
-    config = args.config or package_config(args.task)
+    if args.list_tasks:
+        print(list_tasks())
+        return 0
+    task_name, config = resolve_task(args)
     if not config.exists():
         raise SystemExit(f"parameter file not found: {config}")
     if args.resume and args.run_dir is None:
         raise SystemExit("--resume needs --run-dir")
     run_dir = (
-        args.run_dir or Path("runs") / f"{args.task}-s{args.seed}-{datetime.now():%m%d-%H%M%S}"
+        args.run_dir or Path("runs") / f"{task_name}-s{args.seed}-{datetime.now():%m%d-%H%M%S}"
     )
     run_dir.mkdir(parents=True, exist_ok=True)
     if "ROS_DOMAIN_ID" not in os.environ:
@@ -120,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         node_command(CONTROLLER_NODE, config, controller_parameters, args.namespace),
         run_dir / "controller_node.log",
     )
-    print(f"[ddpg-train] task {args.task}, seed {args.seed}, {total_steps} steps -> {run_dir}")
+    print(f"[ddpg-train] task {task_name}, seed {args.seed}, {total_steps} steps -> {run_dir}")
     print(f"[ddpg-train] ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID')}, logs in {run_dir}")
     try:
         _follow(RunDirectory(run_dir), controller, sim, total_steps, args.quiet)

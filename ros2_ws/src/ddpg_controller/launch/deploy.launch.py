@@ -34,7 +34,14 @@ def generate_launch_description() -> LaunchDescription:
         executable="deploy_node",
         name="deploy",
         namespace=LaunchConfiguration("namespace"),
-        parameters=[config, {"task": task, "policy": LaunchConfiguration("policy")}],
+        parameters=[
+            config,
+            {
+                "task": task,
+                "task_file": LaunchConfiguration("task_file"),
+                "policy": LaunchConfiguration("policy"),
+            },
+        ],
         output="screen",
     )
     configure = EmitEvent(
@@ -64,6 +71,9 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument("task", default_value="pendulum", description="Task"),
             DeclareLaunchArgument(
                 "config", default_value=default_config, description="Parameter file"
+            ),
+            DeclareLaunchArgument(
+                "task_file", default_value="", description="Task spec file (replaces task)"
             ),
             DeclareLaunchArgument("namespace", default_value="", description="Robot namespace"),
             activate_when_configured,

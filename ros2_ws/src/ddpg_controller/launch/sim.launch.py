@@ -27,6 +27,9 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument(
                 "mode", default_value="realtime", description="'realtime' or 'lockstep'"
             ),
+            DeclareLaunchArgument(
+                "task_file", default_value="", description="Task spec file (replaces task)"
+            ),
             DeclareLaunchArgument("seed", default_value="0", description="Episode seed"),
             DeclareLaunchArgument("namespace", default_value="", description="Robot namespace"),
             Node(
@@ -38,6 +41,7 @@ def generate_launch_description() -> LaunchDescription:
                     LaunchConfiguration("config"),
                     {
                         "task": task,
+                        "task_file": LaunchConfiguration("task_file"),
                         "mode": LaunchConfiguration("mode"),
                         "seed": LaunchConfiguration("seed"),
                     },

@@ -1,6 +1,7 @@
 """Train a DDPG policy through ROS 2: PyBullet sim node (lockstep) + DDPG controller node.
 
     ros2 launch ddpg_controller train.launch.py task:=pendulum seed:=0 run_dir:=runs/pendulum
+    ros2 launch ddpg_controller train.launch.py task_file:=my_robot.yaml config:=my_params.yaml
 
 ``./run train`` starts the same two executables with the same parameter file and arguments
 (ddpg_controller/train_cli.py; tests/test_launch_agreement.py keeps them in agreement).
@@ -32,6 +33,7 @@ def end_launch_with(event: ProcessExited, context: LaunchContext) -> list[EmitEv
 
 def generate_launch_description() -> LaunchDescription:
     task = LaunchConfiguration("task")
+    task_file = LaunchConfiguration("task_file")
     config = LaunchConfiguration("config")
     seed = LaunchConfiguration("seed")
     namespace = LaunchConfiguration("namespace")
@@ -43,6 +45,9 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument("task", default_value="pendulum", description="Task to train"),
             DeclareLaunchArgument(
                 "config", default_value=default_config, description="Parameter file"
+            ),
+            DeclareLaunchArgument(
+                "task_file", default_value="", description="Task spec file (replaces task)"
             ),
             DeclareLaunchArgument("seed", default_value="0", description="Seed of both nodes"),
             DeclareLaunchArgument(
@@ -57,7 +62,7 @@ def generate_launch_description() -> LaunchDescription:
                 executable="sim_node",
                 name="sim",
                 namespace=namespace,
-                parameters=[config, {"task": task, "seed": seed}],
+                parameters=[config, {"task": task, "task_file": task_file, "seed": seed}],
                 output="screen",
             ),
             controller := Node(
@@ -69,6 +74,7 @@ def generate_launch_description() -> LaunchDescription:
                     config,
                     {
                         "task": task,
+                        "task_file": task_file,
                         "seed": seed,
                         "run_dir": LaunchConfiguration("run_dir"),
                         "use_sim_time": LaunchConfiguration("use_sim_time"),

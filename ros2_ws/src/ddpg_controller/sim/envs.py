@@ -1,7 +1,9 @@
-"""Gymnasium envs over :class:`~ddpg_controller.sim.robot.SimulatedRobot` and a task.
+"""Gymnasium envs over :class:`~ddpg_controller.sim.robot.SimulatedRobot` and a task spec.
 
-Registered ids (on import of ``ddpg_controller.sim``): ``ddpg_controller/Pendulum-v0``,
-``ddpg_controller/Reacher-v0`` and ``ddpg_controller/ArmReach-v0``; extra ``gymnasium.make`` kwargs
+Registered ids (on import of ``ddpg_controller.sim``): one per built-in task,
+``ddpg_controller/<CamelName>-v0`` (``ENV_IDS``: ``Pendulum-v0``, ``Reacher-v0``, ``ArmReach-v0``,
+``PandaReach-v0``, ...). Any spec file runs as ``RobotEnv("my_robot.yaml")`` or
+``gymnasium.make(<any id>, task="my_robot.yaml")``; extra kwargs
 (``randomization=RandomizationConfig(...)``) go to :class:`RobotEnv`.
 """
 
@@ -13,22 +15,23 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 
-from .robot import RandomizationConfig, SimulatedRobot
-from .tasks import Task, make_task
+from ddpg_controller.tasks import RandomizationConfig, Task, builtin_task_names, load_task
+
+from .robot import SimulatedRobot
 
 __all__ = ["ENV_IDS", "RobotEnv", "register_envs"]
 
 ENV_IDS: dict[str, str] = {
-    "pendulum": "ddpg_controller/Pendulum-v0",
-    "reacher": "ddpg_controller/Reacher-v0",
-    "arm_reach": "ddpg_controller/ArmReach-v0",
+    name: "ddpg_controller/" + "".join(part.title() for part in name.split("_")) + "-v0"
+    for name in builtin_task_names()
 }
 
 
 class RobotEnv(gymnasium.Env):
     """obs = task.observation, reward = task.reward, terminated = task.terminated; truncated after
-    ``task.max_episode_steps`` steps. Actions are in joint units, Box(action_low, action_high);
-    out-of-range actions are clipped by the robot (actuator saturation)."""
+    ``task.max_episode_steps`` steps. Actions are the policy's (``Box(action_low, action_high)``:
+    joint units, or position offsets in delta mode); ``task.command`` turns them into the joint
+    command the robot receives, which the robot clips to its limits (actuator saturation)."""
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium's convention)
 
@@ -40,7 +43,7 @@ class RobotEnv(gymnasium.Env):
     ) -> None:
         if render_mode is not None:
             raise ValueError("RobotEnv does not render")
-        self.task: Task = make_task(task) if isinstance(task, str) else task
+        self.task: Task = load_task(task) if isinstance(task, str) else task
         self.robot = SimulatedRobot(self.task, randomization)
         self.action_space = spaces.Box(
             low=self.task.action_low.astype(np.float32),
@@ -51,29 +54,39 @@ class RobotEnv(gymnasium.Env):
             low=-np.inf, high=np.inf, shape=(self.task.observation_dim,), dtype=np.float32
         )
         self._state = None
+        self._previous_action = np.zeros(self.task.action_dim)
+        self._noise_rng: np.random.Generator | None = None
         self._elapsed = 0
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         self._state = self.robot.reset(seed)
-        # One random stream: the robot's; gymnasium's np_random is the same generator.
+        # One random stream for the world: the robot's; gymnasium's np_random is the same one.
+        # Observation-term noise has its own, so it never shifts the world's draws.
         self._np_random = self.robot.rng
+        if seed is not None or self._noise_rng is None:
+            self._noise_rng = np.random.default_rng(seed)
+        self._previous_action = np.zeros(self.task.action_dim)
         self._elapsed = 0
-        return self.task.observation(self._state), {}
+        return self.task.observation(self._state, self._previous_action, self._noise_rng), {}
 
     def step(self, action):
         if self._state is None:
             raise RuntimeError("call reset() first")
-        action = np.asarray(action, dtype=np.float64)
+        action = np.clip(
+            np.asarray(action, np.float64), self.task.action_low, self.task.action_high
+        )
         state = self._state
-        next_state = self.robot.step(action)
+        next_state = self.robot.step(self.task.command(action, state))
         self._state = next_state
         self._elapsed += 1
-        reward = self.task.reward(state, action, next_state)
+        reward = self.task.reward(state, action, next_state, self._previous_action)
+        self._previous_action = action
         terminated = self.task.terminated(next_state)
         truncated = self._elapsed >= self.task.max_episode_steps
         info = {"effort": self.robot.applied_effort.copy()}
-        return self.task.observation(next_state), float(reward), terminated, truncated, info
+        observation = self.task.observation(next_state, action, self._noise_rng)
+        return observation, float(reward), terminated, truncated, info
 
     @property
     def state(self):
@@ -93,5 +106,5 @@ def register_envs() -> None:
             id=env_id,
             entry_point="ddpg_controller.sim.envs:RobotEnv",
             kwargs={"task": task_name},
-            max_episode_steps=make_task(task_name).max_episode_steps,
+            max_episode_steps=load_task(task_name).max_episode_steps,
         )

@@ -12,83 +12,17 @@ earlier episode.
 from __future__ import annotations
 
 import contextlib
-import math
+import tempfile
 from collections import deque
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pybullet
-import pybullet_data
 
-from .tasks import RobotState, Task, make_task
+from ddpg_controller.tasks import RandomizationConfig, RobotState, Task, load_task
 
-__all__ = ["URDF_DIR", "RandomizationConfig", "SimulatedRobot", "urdf_path"]
+__all__ = ["SimulatedRobot"]
 
-URDF_DIR = Path(__file__).resolve().parent / "urdf"
 GRAVITY = 9.81
-
-
-def urdf_path(spec: str) -> Path:
-    """``"name.urdf"`` -> sim/urdf/name.urdf; ``"pybullet_data:rel/path"`` -> pybullet_data file."""
-    if spec.startswith("pybullet_data:"):
-        return Path(pybullet_data.getDataPath()) / spec.split(":", 1)[1]
-    return URDF_DIR / spec
-
-
-def _range(value, name: str) -> tuple[float, float]:
-    lo, hi = (float(v) for v in value)
-    if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
-        raise ValueError(f"{name} must be a finite (low, high) with low <= high, got {value!r}")
-    return lo, hi
-
-
-@dataclass(frozen=True)
-class RandomizationConfig:
-    """Domain randomisation, sampled at every reset from the robot's RNG. Off by default.
-
-    Ranges are ``(low, high)`` sampled uniformly and independently per link / joint; a range with
-    ``low == high`` is a constant and draws nothing from the RNG, so the default config leaves the
-    random stream (and hence every episode) identical to no randomisation.
-
-    - ``mass_scale``: factor on each link's mass and inertia.
-    - ``joint_damping``: viscous damping (N·m·s/rad) *added* to the task's nominal damping.
-    - ``joint_friction``: Coulomb friction (N·m) *added* to the task's nominal friction (torque
-      tasks: a zero-velocity motor with that force limit; velocity tasks: an opposing torque).
-    - ``actuator_gain``: factor between the (clipped) command and what the actuator does
-      (torque, or target velocity).
-    - ``observation_noise_std``: Gaussian noise added to the reported joint positions and
-      velocities (the physics state is unaffected; signals are exact).
-    - ``action_delay_steps``: the action given to ``step`` takes effect k steps later (zeros
-      before).
-    """
-
-    mass_scale: tuple[float, float] = (1.0, 1.0)
-    joint_damping: tuple[float, float] = (0.0, 0.0)
-    joint_friction: tuple[float, float] = (0.0, 0.0)
-    actuator_gain: tuple[float, float] = (1.0, 1.0)
-    observation_noise_std: float = 0.0
-    action_delay_steps: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("mass_scale", "joint_damping", "joint_friction", "actuator_gain"):
-            object.__setattr__(self, name, _range(getattr(self, name), name))
-        if self.mass_scale[0] <= 0.0:
-            raise ValueError("mass_scale must be positive")
-        if self.joint_damping[0] < 0.0 or self.joint_friction[0] < 0.0:
-            raise ValueError("joint_damping and joint_friction must be >= 0")
-        std = float(self.observation_noise_std)
-        if not math.isfinite(std) or std < 0.0:
-            raise ValueError("observation_noise_std must be finite and >= 0")
-        object.__setattr__(self, "observation_noise_std", std)
-        delay = int(self.action_delay_steps)
-        if delay < 0 or delay != self.action_delay_steps:
-            raise ValueError("action_delay_steps must be an integer >= 0")
-        object.__setattr__(self, "action_delay_steps", delay)
-
-    @property
-    def enabled(self) -> bool:
-        return self != RandomizationConfig()
 
 
 def _sample(rng: np.random.Generator, bounds: tuple[float, float], n: int) -> np.ndarray:
@@ -102,23 +36,27 @@ class SimulatedRobot:
     """A task's robot in its own PyBullet physics client (DIRECT).
 
     ``reset(seed)`` starts an episode: a seed reseeds the RNG, ``None`` continues it (the first
-    reset without a seed seeds from OS entropy), as gymnasium does. ``step(action)`` clips the
-    action to the task bounds and applies it for one control period (``task.sim_substeps``
-    physics steps).
+    reset without a seed seeds from OS entropy), as gymnasium does. ``step(command)`` clips the
+    joint command to the task's command bounds and applies it for one control period
+    (``task.sim_substeps`` physics steps) through the task's interface: torques (effort), PyBullet
+    VELOCITY_CONTROL (velocity) or POSITION_CONTROL (position), the motors' force limited to the
+    URDF's effort limits (PyBullet's own default would be 1e5, bullet3 #2381).
     """
 
     def __init__(self, task: Task | str, randomization: RandomizationConfig | None = None) -> None:
-        self.task: Task = make_task(task) if isinstance(task, str) else task
-        if self.task.command_interface not in ("effort", "velocity"):
-            raise ValueError(f"unsupported command interface {self.task.command_interface!r}")
-        self.randomization = randomization if randomization is not None else RandomizationConfig()
+        self.task: Task = load_task(task) if isinstance(task, str) else task
+        if self.task.urdf is None:
+            raise ValueError(f"{self.task.source}: the simulator needs robot.urdf")
+        self.randomization = randomization if randomization is not None else self.task.randomization
         self._client: int | None = pybullet.connect(pybullet.DIRECT)
         if self._client < 0:
             raise RuntimeError("pybullet.connect(DIRECT) failed")
+        self._urdf_dir: tempfile.TemporaryDirectory | None = None
+        self._urdf_file = self._urdf_for_pybullet()
         self._rng: np.random.Generator | None = None
         self._body: int | None = None
         self._joints: list[int] = []
-        self._ee_link: int | None = None
+        self._links: dict[str, int] = {}
         self._goal: np.ndarray | None = None
         self._gain = np.ones(self.task.action_dim)
         self._friction = np.zeros(self.task.action_dim)
@@ -153,13 +91,17 @@ class SimulatedRobot:
         self._build_world()
         self._randomize(rng)
         q, qd = self.task.sample_initial_joints(rng)
-        goal = self.task.sample_goal(rng)
-        self._goal = None if goal is None else np.asarray(goal, dtype=np.float64).copy()
+        self._goal = self._sample_goal(rng)
         cid, body = self.physics_client, self._body
         for j, qj, qdj in zip(self._joints, q, qd, strict=True):
             pybullet.resetJointState(body, j, float(qj), float(qdj), physicsClientId=cid)
+        if self.task.command_interface == "position":
+            self._hold(np.asarray(q, dtype=np.float64))
         zero = np.zeros(self.task.action_dim)
-        self._delay = deque(zero.copy() for _ in range(self.randomization.action_delay_steps))
+        hold = (
+            np.asarray(q, dtype=np.float64) if self.task.command_interface == "position" else zero
+        )
+        self._delay = deque(hold.copy() for _ in range(self.randomization.action_delay_steps))
         self.applied_effort = zero
         self.episode_steps = 0
         self._state = self._measure(rng)
@@ -175,34 +117,37 @@ class SimulatedRobot:
         self._state = self._measure(self._rng)
         return self._state
 
-    def step(self, action) -> RobotState:
-        """Apply ``action`` (joint units, task joint order) for one control period."""
+    def step(self, command) -> RobotState:
+        """Apply ``command`` (joint units, task joint order, the task's interface) for one
+        control period."""
         if self._state is None:
             raise RuntimeError("call reset() first")
-        a = np.asarray(action, dtype=np.float64).reshape(-1)
-        if a.shape != (self.task.action_dim,):
-            raise ValueError(f"action must have {self.task.action_dim} values, got {a.shape}")
+        task = self.task
+        a = np.asarray(command, dtype=np.float64).reshape(-1)
+        if a.shape != (task.action_dim,):
+            raise ValueError(f"command must have {task.action_dim} values, got {a.shape}")
         if not np.all(np.isfinite(a)):
-            raise ValueError(f"action must be finite, got {a}")
-        a = np.clip(a, self.task.action_low, self.task.action_high)
+            raise ValueError(f"command must be finite, got {a}")
+        a = np.clip(a, task.command_low, task.command_high)
         self._delay.append(a)
-        command = self._gain * self._delay.popleft()
+        delayed = self._delay.popleft()
         cid, body, joints = self.physics_client, self._body, self._joints
-        n = len(joints)
-        velocity = self.task.command_interface == "velocity"
-        if velocity:
+        interface = task.command_interface
+        if interface == "position":
+            self._hold(delayed)
+        elif interface == "velocity":
             pybullet.setJointMotorControlArray(
                 body,
                 joints,
                 pybullet.VELOCITY_CONTROL,
-                targetVelocities=command.tolist(),
-                forces=[self.task.velocity_force_limit] * n,
+                targetVelocities=(self._gain * delayed).tolist(),
+                forces=task.effort_limit.tolist(),
                 physicsClientId=cid,
             )
         friction = np.any(self._friction > 0.0)
-        for _ in range(self.task.sim_substeps):
-            if not velocity:
-                torques = command.tolist()
+        for _ in range(task.sim_substeps):
+            if interface == "effort":
+                torques = (self._gain * delayed).tolist()
             elif friction:
                 qd = np.array(
                     [s[1] for s in pybullet.getJointStates(body, joints, physicsClientId=cid)]
@@ -215,12 +160,15 @@ class SimulatedRobot:
                     body, joints, pybullet.TORQUE_CONTROL, forces=torques, physicsClientId=cid
                 )
             pybullet.stepSimulation(physicsClientId=cid)
-        if velocity:
+        if interface == "effort":
+            self.applied_effort = self._gain * delayed
+        else:
             states = pybullet.getJointStates(body, joints, physicsClientId=cid)
             self.applied_effort = np.array([s[3] for s in states], dtype=np.float64)
-        else:
-            self.applied_effort = command.copy()
         self.episode_steps += 1
+        every = task.goal.resample_every_steps if task.goal is not None else 0
+        if every and self.episode_steps % every == 0:
+            self._goal = self._sample_goal(self._rng)
         self._state = self._measure(self._rng)
         return self._state
 
@@ -241,36 +189,84 @@ class SimulatedRobot:
             self.close()
 
     # ---- internals -------------------------------------------------------------------------------
+    def _urdf_for_pybullet(self) -> str:
+        """PyBullet does not resolve ``package://`` (bullet3 #3224), nor read a string: a URDF
+        whose mesh URIs the task resolved, or a ``robot_description``, goes to a temporary file
+        (kept until the robot is garbage-collected)."""
+        urdf = self.task.urdf
+        if urdf.path is not None and urdf.path.read_text() == urdf.resolved_text:
+            return str(urdf.path)
+        self._urdf_dir = tempfile.TemporaryDirectory(prefix="ddpg_controller_urdf_")
+        file = f"{self._urdf_dir.name}/{urdf.name or 'robot'}.urdf"
+        with open(file, "w") as f:
+            f.write(urdf.resolved_text)
+        return file
+
+    def _hold(self, target: np.ndarray) -> None:
+        """POSITION_CONTROL to ``target``: the spec's gains, the URDF's effort and velocity
+        limits as the motor's force and speed limits."""
+        task, cid, body = self.task, self.physics_client, self._body
+        for i, joint in enumerate(self._joints):
+            pybullet.setJointMotorControl2(
+                body,
+                joint,
+                pybullet.POSITION_CONTROL,
+                targetPosition=float(target[i]),
+                force=float(task.effort_limit[i]),
+                maxVelocity=float(task.velocity_limit[i]),
+                positionGain=task.position_gain,
+                velocityGain=task.velocity_gain,
+                physicsClientId=cid,
+            )
+
+    def _sample_goal(self, rng: np.random.Generator) -> np.ndarray | None:
+        goal = self.task.sample_goal(rng)
+        if goal is None:
+            return None
+        goal = np.asarray(goal, dtype=np.float64).copy()
+        frame = self.task.goal.frame
+        if frame == "world":
+            return goal
+        cid, body = self.physics_client, self._body
+        if self._links.get(frame, -1) == -1:
+            position, orientation = pybullet.getBasePositionAndOrientation(
+                body, physicsClientId=cid
+            )
+        else:
+            link = pybullet.getLinkState(
+                body, self._links[frame], computeForwardKinematics=True, physicsClientId=cid
+            )
+            position, orientation = link[4], link[5]
+        world, _ = pybullet.multiplyTransforms(
+            position, orientation, goal.tolist(), [0.0, 0.0, 0.0, 1.0]
+        )
+        return np.array(world, dtype=np.float64)
+
     def _build_world(self) -> None:
         cid = self.physics_client
         task = self.task
         pybullet.resetSimulation(physicsClientId=cid)
         pybullet.setGravity(0.0, 0.0, -GRAVITY, physicsClientId=cid)
         pybullet.setTimeStep(task.control_period / task.sim_substeps, physicsClientId=cid)
-        path = urdf_path(task.urdf)
         # Inertia from the URDF: PyBullet otherwise recomputes it from the collision shapes.
         body = pybullet.loadURDF(
-            str(path),
-            useFixedBase=True,
+            self._urdf_file,
+            useFixedBase=task.fixed_base,
             flags=pybullet.URDF_USE_INERTIA_FROM_FILE,
             physicsClientId=cid,
         )
         if body < 0:
-            raise RuntimeError(f"cannot load {path}")
+            raise RuntimeError(f"PyBullet cannot load {task.urdf.source}")
         self._body = body
         by_joint: dict[str, int] = {}
-        by_link: dict[str, int] = {}
+        self._links = {}
         for j in range(pybullet.getNumJoints(body, physicsClientId=cid)):
             info = pybullet.getJointInfo(body, j, physicsClientId=cid)
             by_joint[info[1].decode()] = j
-            by_link[info[12].decode()] = j
-        missing = [name for name in task.joint_names if name not in by_joint]
-        if missing:
-            raise RuntimeError(f"{path} lacks joints {missing}")
+            self._links[info[12].decode()] = j
+        root = pybullet.getBodyInfo(body, physicsClientId=cid)[0].decode()
+        self._links[root] = -1
         self._joints = [by_joint[name] for name in task.joint_names]
-        self._ee_link = None
-        if task.end_effector_link is not None:
-            self._ee_link = by_link[task.end_effector_link]
         # PyBullet's default link damping (0.04) would dissipate energy: the tasks model none.
         for link in range(-1, pybullet.getNumJoints(body, physicsClientId=cid)):
             pybullet.changeDynamics(
@@ -299,26 +295,18 @@ class SimulatedRobot:
         self._gain = _sample(rng, cfg.actuator_gain, n)
         for j, d in zip(self._joints, damping, strict=True):
             pybullet.changeDynamics(body, j, jointDamping=float(d), physicsClientId=cid)
-        if task.command_interface == "effort":
-            # Disable the default velocity motors (torque control); a zero-velocity motor with a
-            # force limit equal to the friction models Coulomb friction.
-            pybullet.setJointMotorControlArray(
-                body,
-                self._joints,
-                pybullet.VELOCITY_CONTROL,
-                targetVelocities=[0.0] * n,
-                forces=self._friction.tolist(),
-                physicsClientId=cid,
-            )
-        else:
-            pybullet.setJointMotorControlArray(
-                body,
-                self._joints,
-                pybullet.VELOCITY_CONTROL,
-                targetVelocities=[0.0] * n,
-                forces=[task.velocity_force_limit] * n,
-                physicsClientId=cid,
-            )
+        # Effort: disable the default velocity motors; a zero-velocity motor with a force limit
+        # equal to the friction models Coulomb friction. Velocity/position: the motor holds still
+        # with the URDF's effort limit until the first command.
+        forces = self._friction if task.command_interface == "effort" else task.effort_limit
+        pybullet.setJointMotorControlArray(
+            body,
+            self._joints,
+            pybullet.VELOCITY_CONTROL,
+            targetVelocities=[0.0] * n,
+            forces=forces.tolist(),
+            physicsClientId=cid,
+        )
 
     def _measure(self, rng: np.random.Generator | None) -> RobotState:
         cid, body = self.physics_client, self._body
@@ -334,10 +322,18 @@ class SimulatedRobot:
             if name == "goal":
                 signals[name] = np.array(self._goal, dtype=np.float64)
             elif name == "end_effector":
-                link = pybullet.getLinkState(
-                    body, self._ee_link, computeForwardKinematics=True, physicsClientId=cid
-                )
-                signals[name] = np.array(link[4], dtype=np.float64)
-            else:
-                raise RuntimeError(f"unknown signal {name!r}")
+                signals[name] = np.array(self._link_pose(self.task.end_effector_link)[0])
+            else:  # upright_axis: the link's z axis in the world frame
+                orientation = self._link_pose(self.task.upright_link)[1]
+                matrix = pybullet.getMatrixFromQuaternion(orientation, physicsClientId=cid)
+                signals[name] = np.array([matrix[2], matrix[5], matrix[8]], dtype=np.float64)
         return RobotState(position=pos, velocity=vel, signals=signals)
+
+    def _link_pose(self, link: str):
+        cid, body, index = self.physics_client, self._body, self._links[link]
+        if index == -1:
+            return pybullet.getBasePositionAndOrientation(body, physicsClientId=cid)
+        state = pybullet.getLinkState(
+            body, index, computeForwardKinematics=True, physicsClientId=cid
+        )
+        return state[4], state[5]

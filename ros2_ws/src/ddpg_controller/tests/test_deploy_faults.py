@@ -13,7 +13,6 @@ import math
 import re
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -25,15 +24,13 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import Trigger
 
-from ddpg_controller.controller_node import DDPGControllerNode
-from ddpg_controller.deploy_node import policy_mismatches
 from ddpg_controller.learning.config import DDPGConfig
 from ddpg_controller.learning.ddpg import DDPG
 from ddpg_controller.learning.export import export_policy, load_policy
 from ddpg_controller.ros_common import COMMAND_QOS, STATE_QOS
-from ddpg_controller.sim.tasks import RobotState, make_task
+from ddpg_controller.tasks import RobotState, load_task
 
-TASK = make_task("reacher")
+TASK = load_task("reacher")
 JOINTS = list(TASK.joint_names)
 LIMIT = 0.1  # reacher torque bound: the default command limits
 PERIOD_NS = 50_000_000
@@ -43,7 +40,7 @@ TIMEOUT = 0.15  # state_timeout (three control periods)
 def export_test_policy(path: Path, task_name: str = "reacher") -> Path:
     """An untrained policy whose output layer is scaled up so that its commands differ from the
     safe command (zeros) and vary with the state."""
-    task = make_task(task_name)
+    task = load_task(task_name)
     config = DDPGConfig(actor_hidden=(32, 32), critic_hidden=(32, 32))
     agent = DDPG(
         task.observation_dim, task.action_dim, task.action_low, task.action_high, config, seed=3
@@ -51,7 +48,7 @@ def export_test_policy(path: Path, task_name: str = "reacher") -> Path:
     with torch.no_grad():
         last = [m for m in agent.actor.modules() if isinstance(m, torch.nn.Linear)][-1]
         last.weight.mul_(300.0)
-    meta = DDPGControllerNode._policy_metadata(SimpleNamespace(task=task, env_steps=0))
+    meta = task.policy_metadata()
     export_policy(path, agent, meta)
     return path
 
@@ -182,24 +179,22 @@ def start_deploy(spawn, policy: Path, *params: str, name: str = "deploy"):
 
 # ---- configuration checks ----------------------------------------------------------------------
 def test_policy_metadata_mismatches_are_named() -> None:
-    meta = DDPGControllerNode._policy_metadata(SimpleNamespace(task=TASK, env_steps=0))
+    meta = TASK.policy_metadata()
     meta.update(obs_dim=TASK.observation_dim, action_dim=TASK.action_dim)
-    assert policy_mismatches(meta, TASK) == []
+    assert TASK.policy_mismatches(meta) == []
     renamed = {**meta, "joint_names": ["reacher_joint_1", "elbow"]}
-    (problem,) = policy_mismatches(renamed, TASK)
+    (problem,) = TASK.policy_mismatches(renamed)
     assert "policy-only ['elbow']" in problem and "task-only ['reacher_joint_2']" in problem
     reordered = {**meta, "joint_names": JOINTS[::-1]}
-    assert "joint order differs" in policy_mismatches(reordered, TASK)[0]
+    assert "joint order differs" in TASK.policy_mismatches(reordered)[0]
     no_signals = {**meta, "signal_names": ["goal"]}
-    assert "signal_names (topics): policy ['goal']" in policy_mismatches(no_signals, TASK)[0]
+    assert "signal_names (topics): policy ['goal']" in TASK.policy_mismatches(no_signals)[0]
     three = {**meta, "action_dim": 3}
-    assert "action count vs controller joints: policy 3, task 2" in policy_mismatches(three, TASK)
+    assert "action count vs controller joints: policy 3, task 2" in TASK.policy_mismatches(three)
     slow = {**meta, "control_rate_hz": 10.0}
-    assert "control_rate_hz: policy 10.0, task 20" in policy_mismatches(slow, TASK)
-    pendulum = DDPGControllerNode._policy_metadata(
-        SimpleNamespace(task=make_task("pendulum"), env_steps=0)
-    )
-    assert len(policy_mismatches(pendulum, TASK)) >= 4
+    assert "control_rate_hz: policy 10.0, task 20" in TASK.policy_mismatches(slow)
+    pendulum = load_task("pendulum").policy_metadata()
+    assert len(TASK.policy_mismatches(pendulum)) >= 4
 
 
 def test_configure_fails_on_missing_corrupt_or_mismatched_policy(spawn, ros, tmp_path) -> None:

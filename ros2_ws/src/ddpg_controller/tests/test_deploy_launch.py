@@ -17,7 +17,7 @@ from test_deploy_faults import export_test_policy
 
 from ddpg_controller.deploy_cli import DEPLOY_NODE, launch_parameters, parse_args
 from ddpg_controller.deploy_node import OPTIONAL_ARRAYS, PARAMETERS
-from ddpg_controller.sim.tasks import TASK_NAMES
+from ddpg_controller.tasks import builtin_task_names
 
 PACKAGE = Path(__file__).resolve().parents[1]
 LAUNCH = PACKAGE / "launch" / "deploy.launch.py"
@@ -54,12 +54,12 @@ def test_launch_configures_then_activates_with_change_state_events() -> None:
     assert ast.literal_eval(_keyword(handler, "start_state")) == "configuring"
     assert ast.literal_eval(_keyword(handler, "goal_state")) == "inactive"
     arguments = {ast.literal_eval(c.args[0]) for c in _calls("DeclareLaunchArgument")}
-    assert arguments == {"policy", "config", "namespace", "task"}
+    assert arguments == {"policy", "config", "namespace", "task", "task_file"}
     options = vars(parse_args(["--policy", "p.pt"]))
     assert arguments <= set(options)
 
 
-@pytest.mark.parametrize("task", TASK_NAMES)
+@pytest.mark.parametrize("task", builtin_task_names())
 def test_config_deploy_sections_set_only_declared_parameters(task) -> None:
     document = yaml.safe_load((PACKAGE / "config" / f"{task}.yaml").read_text())
     section = document["/**/deploy"]["ros__parameters"]

@@ -19,13 +19,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from ddpg_controller.controller_node import DDPGControllerNode
 from ddpg_controller.learning.config import DDPGConfig
 from ddpg_controller.learning.export import export_policy, load_policy
 from ddpg_controller.learning.training import evaluate, train
 from ddpg_controller.safety import SafetyConfig, SafetyLayer, Verdict
 from ddpg_controller.sim.envs import RobotEnv
-from ddpg_controller.sim.tasks import make_task
+from ddpg_controller.tasks import load_task
 
 SEED = 7
 EVAL_SEED = SEED + 1_000_000  # learning.training.train's evaluation seeds
@@ -54,11 +53,9 @@ def trained(tmp_path_factory) -> SimpleNamespace:
         eval_env=RobotEnv("pendulum"),
         eval_episodes=EPISODES,
     )
-    task = make_task("pendulum")
+    task = load_task("pendulum")
     # The metadata exactly as the controller node writes it at the end of training.
-    metadata = DDPGControllerNode._policy_metadata(
-        SimpleNamespace(task=task, env_steps=result.total_steps)
-    )
+    metadata = {**task.policy_metadata(), "env_steps": result.total_steps}
     path = tmp_path_factory.mktemp("policy") / "policy.pt"
     export_policy(path, result.agent, metadata)
     return SimpleNamespace(path=path, final_eval=result.eval_returns[-1], task=task)

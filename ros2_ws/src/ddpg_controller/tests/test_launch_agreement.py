@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from ddpg_controller.sim.tasks import TASK_NAMES
+from ddpg_controller.tasks import builtin_task_names
 from ddpg_controller.train_cli import TRAIN_NODES, launch_parameters, node_command, parse_args
 
 PACKAGE = Path(__file__).resolve().parents[1]
@@ -62,7 +62,15 @@ def test_train_launch_starts_the_cli_nodes_with_the_same_parameters(tmp_path) ->
 
 def test_train_launch_arguments_match_cli_options() -> None:
     arguments = _launch_arguments(PACKAGE / "launch" / "train.launch.py")
-    assert arguments == {"task", "config", "seed", "run_dir", "use_sim_time", "namespace"}
+    assert arguments == {
+        "task",
+        "task_file",
+        "config",
+        "seed",
+        "run_dir",
+        "use_sim_time",
+        "namespace",
+    }
     options = vars(parse_args([]))
     # use_sim_time is always on in the CLI (it trains in lockstep only).
     assert arguments - {"use_sim_time"} <= set(options)
@@ -89,7 +97,7 @@ def test_cli_command_line_is_what_launch_would_run(tmp_path) -> None:
 
 
 def test_every_task_has_a_parameter_file_for_every_node() -> None:
-    for task in TASK_NAMES:
+    for task in builtin_task_names():
         document = yaml.safe_load((PACKAGE / "config" / f"{task}.yaml").read_text())
         for spec in TRAIN_NODES:
             section = document[f"/**/{spec.name}"]["ros__parameters"]

@@ -82,10 +82,12 @@ def test_manifest_is_format_3_ament_python() -> None:
         ("ddpg_controller.learning.training", ("rclpy", "pybullet")),
         ("ddpg_controller.learning.export", ("rclpy", "pybullet")),
         ("ddpg_controller.sim.envs", ("torch", "rclpy")),
+        ("ddpg_controller.tasks", ("pybullet", "gymnasium", "torch", "rclpy")),
     ],
 )
 def test_layers_stay_apart(module: str, forbidden: tuple[str, ...]) -> None:
-    """The learning core imports no ROS; the simulator imports no torch."""
+    """The learning core imports no ROS; the simulator imports no torch; the task contract,
+    which a robot computer reads, imports neither the simulator nor torch nor ROS."""
     code = (
         f"import sys, {module}; "
         f"bad = [m for m in {forbidden!r} if m in sys.modules]; "

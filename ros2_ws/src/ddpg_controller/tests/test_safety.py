@@ -49,10 +49,18 @@ def test_bad_configuration_says_what_is_wrong(kwargs, message) -> None:
         SafetyConfig.build(2, [-2.0, -1.0], [2.0, 1.0], PERIOD, "effort", **kwargs)
 
 
-def test_position_interface_needs_an_explicit_safe_command() -> None:
-    with pytest.raises(ValueError, match="set safe_command"):
-        SafetyConfig.build(1, [-1.0], [1.0], PERIOD, "position")
-    assert SafetyConfig.build(1, [-1.0], [1.0], PERIOD, "position", safe_command=[0.3])
+def test_position_interface_holds_the_measured_position_by_default() -> None:
+    config = SafetyConfig.build(1, [-1.0], [1.0], PERIOD, "position")
+    assert config.safe_command is None  # hold the measured position, never "go to zero"
+    layer = SafetyLayer(config)
+    layer.start(now=0.0)
+    assert layer.safe() is None  # nothing measured yet: publish nothing
+    assert layer.check_state(1, now=0.0, position=np.array([0.4]), velocity=np.zeros(1))[0] is (
+        Verdict.ACT
+    )
+    assert layer.safe().tolist() == [0.4]
+    explicit = SafetyConfig.build(1, [-1.0], [1.0], PERIOD, "position", safe_command=[0.3])
+    assert explicit.safe_command.tolist() == [0.3]
 
 
 def test_commands_are_clipped_to_the_limits() -> None:
@@ -143,3 +151,36 @@ def test_random_inputs_always_give_finite_commands_within_limits() -> None:
         if not reason:
             assert np.all(np.abs(command - previous) <= layer.config.max_delta + 1e-12)
         previous = command
+
+
+def position_layer(**kwargs) -> SafetyLayer:
+    config = SafetyConfig.build(
+        2, [-2.0, -1.0], [2.0, 1.0], PERIOD, "position", velocity_limit=[1.0, 1.0], **kwargs
+    )
+    layer = SafetyLayer(config)
+    layer.start(now=0.0)
+    return layer
+
+
+def test_position_limits_margin_rate_and_low_pass_filter() -> None:
+    layer = position_layer(position_margin=0.1, max_delta=[0.2], filter_alpha=0.5)
+    assert layer.config.low.tolist() == [-1.9, -0.9] and layer.config.high.tolist() == [1.9, 0.9]
+    q = np.array([0.0, 0.8])
+    assert layer.check_state(1, now=0.0, position=q, velocity=np.zeros(2))[0] is Verdict.ACT
+    # Target [1, 5]: clipped to [1, 0.9], filtered half-way from the measured position
+    # ([0.5, 0.85]), then at most 0.2 from it per period: [0.2, 0.85].
+    command, reason = layer.command(np.array([1.0, 5.0]), P_NS)
+    assert reason == "" and command == pytest.approx([0.2, 0.85])
+
+
+def test_over_speed_trips_and_holds_the_measured_position_until_cleared() -> None:
+    layer = position_layer()
+    q = np.array([0.3, -0.2])
+    verdict, reason = layer.check_state(1, now=0.0, position=q, velocity=np.array([0.5, -1.2]))
+    assert verdict is Verdict.SAFE and "joint 1 moves at 1.2" in reason
+    assert layer.safe().tolist() == q.tolist()  # hold, not zeros
+    calm = np.zeros(2)
+    assert layer.check_state(2, now=0.0, position=q, velocity=calm)[0] is Verdict.SAFE  # latched
+    assert layer.command(np.array([1.0, 1.0]), 2)[0].tolist() == q.tolist()
+    assert layer.clear_e_stop()
+    assert layer.check_state(3, now=0.0, position=q, velocity=calm)[0] is Verdict.ACT

@@ -8,17 +8,19 @@ import warnings
 import gymnasium
 import numpy as np
 import pytest
+import yaml
 from gymnasium.utils.env_checker import check_env
 
-from ddpg_controller.sim import (
-    ENV_IDS,
-    TASK_NAMES,
+from ddpg_controller.sim import ENV_IDS, RobotEnv, SimulatedRobot
+from ddpg_controller.tasks import (
+    BUILTIN_DIR,
     RandomizationConfig,
-    RobotEnv,
     RobotState,
-    SimulatedRobot,
-    make_task,
+    builtin_task_names,
+    load_task,
 )
+
+TASK_NAMES = ("pendulum", "reacher", "arm_reach")
 
 G = 9.81
 
@@ -34,7 +36,7 @@ def rollout(env: RobotEnv, seed: int | None, actions: np.ndarray):
 
 
 def random_actions(task_name: str, n: int, seed: int = 0) -> np.ndarray:
-    task = make_task(task_name)
+    task = load_task(task_name)
     rng = np.random.default_rng(seed)
     return rng.uniform(task.action_low, task.action_high, size=(n, task.action_dim))
 
@@ -50,21 +52,24 @@ def closing():
 
 # ---- tasks ---------------------------------------------------------------------------------------
 def test_task_names_and_bad_name():
-    assert set(TASK_NAMES) == {"pendulum", "reacher", "arm_reach"}
+    assert set(TASK_NAMES) <= set(builtin_task_names())
     with pytest.raises(ValueError, match="pendulum"):
-        make_task("nope")
+        load_task("nope")
 
 
-@pytest.mark.parametrize("name", TASK_NAMES)
+@pytest.mark.parametrize("name", builtin_task_names())
 def test_task_interface(name):
-    task = make_task(name)
+    task = load_task(name)
     assert task.name == name
-    assert task.command_interface in ("effort", "velocity")
+    assert task.command_interface in ("effort", "velocity", "position")
     assert task.action_low.shape == task.action_high.shape == (task.action_dim,)
     assert np.all(task.action_low < task.action_high)
     assert task.action_dim == len(task.joint_names)
     assert task.observation_dim == len(task.observation_names)
-    signals = {s: np.array([0.1, 0.2, 0.0]) for s in task.signal_names}
+    upright = np.array([0.0, 0.0, 1.0])
+    signals = {
+        s: upright if s == "upright_axis" else np.array([0.1, 0.2, 0.0]) for s in task.signal_names
+    }
     state = RobotState(np.zeros(task.action_dim), np.zeros(task.action_dim), signals)
     obs = task.observation(state)
     assert obs.dtype == np.float32 and obs.shape == (task.observation_dim,)
@@ -73,7 +78,7 @@ def test_task_interface(name):
 
 
 def test_pendulum_reward_matches_pendulum_v1():
-    task = make_task("pendulum")
+    task = load_task("pendulum")
     s = RobotState(np.array([3 * math.pi / 2]), np.array([2.0]), {})
     # θ_norm(3π/2) = −π/2
     expected = -((math.pi / 2) ** 2 + 0.1 * 4.0 + 0.001 * 1.5**2)
@@ -144,7 +149,7 @@ def test_arm_reach_signals(closing):
     task = env.task
     assert set(state.signals) == {"goal", "end_effector"}
     goal = state.signals["goal"]
-    assert np.all(goal >= task.goal_low) and np.all(goal <= task.goal_high)
+    assert np.all(goal >= task.goal.low) and np.all(goal <= task.goal.high)
     # Home pose puts the end effector about 0.6 m in front of the base at 0.67 m height.
     assert np.allclose(state.signals["end_effector"], [0.6, 0.0, 0.67], atol=0.15)
     # Moving at the commanded velocity: joint 1 at +1 rad/s for 0.5 s turns about 0.5 rad.
@@ -305,3 +310,30 @@ def test_robot_rejects_bad_actions(closing):
         robot.step([0.0])
     with pytest.raises(ValueError):
         robot.step([0.0, float("nan")])
+
+
+def test_goal_resampled_every_n_seconds_in_a_link_frame(tmp_path, closing):
+    spec = yaml.safe_load((BUILTIN_DIR / "reacher.yaml").read_text())
+    spec["robot"]["urdf"] = str(BUILTIN_DIR / "urdf" / "reacher.urdf")
+    spec["goal"] = {
+        "annulus": {"radius": [0.05, 0.1]},
+        "frame": "fingertip",
+        "resample_every_s": 0.1,
+    }
+    path = tmp_path / "reacher_resampled.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    env = RobotEnv(str(path))
+    closing(env)
+    env.reset(seed=0)
+    goals, tips = [env.state.signals["goal"]], [env.state.signals["end_effector"]]
+    for _ in range(4):
+        env.step(np.zeros(2))
+        goals.append(env.state.signals["goal"])
+        tips.append(env.state.signals["end_effector"])
+    # 0.1 s = 2 control periods: a new goal after steps 2 and 4, the same one in between.
+    assert np.array_equal(goals[0], goals[1]) and np.array_equal(goals[2], goals[3])
+    assert not np.array_equal(goals[1], goals[2]) and not np.array_equal(goals[3], goals[4])
+    # In the fingertip's frame (0.21 m from the base; the arm rests): 5-10 cm from the fingertip.
+    assert all(
+        0.05 - 1e-9 <= np.linalg.norm(g - t) <= 0.1 + 1e-9 for g, t in zip(goals, tips, strict=True)
+    )

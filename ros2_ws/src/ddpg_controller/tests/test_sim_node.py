@@ -22,7 +22,8 @@ from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
 from ddpg_controller.ros_common import COMMAND_QOS, STATE_QOS, joint_state_by_name, stamp_to_ns
-from ddpg_controller.sim import RobotEnv, RobotState, make_task
+from ddpg_controller.sim import RobotEnv
+from ddpg_controller.tasks import RobotState, load_task
 
 STARTUP_TIMEOUT = 30.0
 STEP_TIMEOUT = 5.0
@@ -34,7 +35,7 @@ class SimClient:
 
     def __init__(self, ros, task_name: str) -> None:
         self.ros = ros
-        self.task = make_task(task_name)
+        self.task = load_task(task_name)
         node = ros.node
         self.states: dict[int, JointState] = {}
         self.order: list[int] = []  # joint_states stamps in arrival order (with repeats)

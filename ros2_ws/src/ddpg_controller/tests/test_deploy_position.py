@@ -1,0 +1,209 @@
+"""The deploy path of a position-controlled arm (the Panda spec), without the simulator.
+
+The deploy node runs in its own process with PyBullet, gymnasium, matplotlib and tensorboard
+blocked (a meta-path blocker in ``sitecustomize``), with no task parameter: it runs the task spec
+the exported policy carries. This test plays the robot over DDS and records what it receives
+through the position safety layer's faults: commands within the URDF limits less the margin, at
+most the URDF velocity x period per step, the last measured position held on a non-finite state,
+an over-speed trip (latched until cleared), the watchdog and the e-stop.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from geometry_msgs.msg import PointStamped
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool, Float64MultiArray
+from std_srvs.srv import Trigger
+
+from ddpg_controller.learning.config import DDPGConfig
+from ddpg_controller.learning.ddpg import DDPG
+from ddpg_controller.learning.export import export_policy
+from ddpg_controller.ros_common import COMMAND_QOS, STATE_QOS
+from ddpg_controller.tasks import load_task
+
+TASK = load_task("panda_reach")
+PERIOD_NS = round(TASK.control_period * 1e9)
+MARGIN = 0.05
+STEP = TASK.velocity_limit * TASK.control_period  # rad per control period: the default max_delta
+BLOCKED = ("pybullet", "pybullet_data", "gymnasium", "matplotlib", "tensorboard")
+BLOCKER = f"""
+import sys
+BLOCKED = {BLOCKED!r}
+class _Blocker:
+    def find_spec(self, name, path=None, target=None):
+        if any(name == b or name.startswith(b + ".") for b in BLOCKED):
+            raise ImportError(f"{{name}} is blocked: the deploy path must not need it")
+        return None
+sys.meta_path.insert(0, _Blocker())
+"""
+
+
+def export_pushing_policy(path: Path) -> Path:
+    """An untrained policy whose output saturates (±delta_scale): it always pushes the arm."""
+    config = DDPGConfig(actor_hidden=(32, 32), critic_hidden=(32, 32))
+    agent = DDPG(
+        TASK.observation_dim, TASK.action_dim, TASK.action_low, TASK.action_high, config, seed=1
+    )
+    with torch.no_grad():
+        last = [m for m in agent.actor.modules() if isinstance(m, torch.nn.Linear)][-1]
+        last.weight.mul_(0.0)
+        last.bias.fill_(20.0)  # tanh(20) = 1 in float32: +delta_scale on every joint
+    export_policy(path, agent, {**TASK.policy_metadata(), "env_steps": 0})
+    return path
+
+
+class Robot:
+    """The robot side of the deploy node's interfaces."""
+
+    def __init__(self, ros) -> None:
+        self.ros, node = ros, ros.node
+        self.joint_pub = node.create_publisher(JointState, "joint_states", STATE_QOS)
+        self.signal_pubs = {
+            name: node.create_publisher(PointStamped, name, STATE_QOS) for name in TASK.signal_names
+        }
+        self.e_stop_pub = node.create_publisher(Bool, "e_stop", COMMAND_QOS)
+        self.received: list[np.ndarray] = []
+        node.create_subscription(
+            Float64MultiArray,
+            f"{TASK.controller_name}/commands",
+            lambda msg: self.received.append(np.asarray(msg.data)),
+            COMMAND_QOS,
+        )
+        self.lifecycle = node.create_client(ChangeState, "/deploy/change_state")
+        self.clear = node.create_client(Trigger, "/deploy/clear_e_stop")
+        self.stamp_ns = 1_000 * PERIOD_NS
+
+    def call(self, client, request):
+        assert self.ros.spin_until(client.service_is_ready, 30.0), client.srv_name
+        future = client.call_async(request)
+        assert self.ros.spin_until(future.done, 30.0), client.srv_name
+        return future.result()
+
+    def transition(self, transition_id: int) -> bool:
+        request = ChangeState.Request()
+        request.transition.id = transition_id
+        return self.call(self.lifecycle, request).success
+
+    def publish(self, position, velocity=None) -> None:
+        self.stamp_ns += PERIOD_NS
+        sec, nanosec = divmod(self.stamp_ns, 1_000_000_000)
+        for pub in self.signal_pubs.values():
+            msg = PointStamped()
+            msg.header.stamp.sec, msg.header.stamp.nanosec = sec, nanosec
+            msg.point.x, msg.point.y, msg.point.z = 0.5, 0.0, 0.4
+            pub.publish(msg)
+        msg = JointState()
+        msg.header.stamp.sec, msg.header.stamp.nanosec = sec, nanosec
+        msg.name = list(TASK.joint_names)
+        msg.position = [float(v) for v in position]
+        msg.velocity = [float(v) for v in (np.zeros(7) if velocity is None else velocity)]
+        self.joint_pub.publish(msg)
+
+    def step(self, position, velocity=None) -> np.ndarray:
+        count = len(self.received)
+        self.publish(position, velocity)
+        assert self.ros.spin_until(lambda: len(self.received) > count, 5.0), "no command"
+        return self.received[-1]
+
+
+@pytest.fixture
+def blocked_env(tmp_path, monkeypatch) -> Path:
+    folder = tmp_path / "blocker"
+    folder.mkdir()
+    (folder / "sitecustomize.py").write_text(BLOCKER)
+    monkeypatch.setenv("PYTHONPATH", str(folder))
+    probe = subprocess.run(
+        [sys.executable, "-c", "import pybullet"], capture_output=True, text=True, check=False
+    )
+    assert probe.returncode != 0 and "blocked" in probe.stderr  # the blocker works
+    return folder
+
+
+def test_position_deploy_without_simulator_and_its_safety_faults(
+    spawn, ros, tmp_path, blocked_env
+) -> None:
+    policy = export_pushing_policy(tmp_path / "panda.pt")
+    deploy = spawn(
+        "-m",
+        "ddpg_controller.deploy_node",
+        "--ros-args",
+        "-r",
+        "__node:=deploy",
+        "-p",
+        f"policy:={policy}",
+        "-p",
+        f"position_margin:={MARGIN}",
+        "-p",
+        "latency_log_period:=0.0",
+    )
+    robot = Robot(ros)
+    assert robot.transition(Transition.TRANSITION_CONFIGURE), deploy.output()[-2000:]
+    pubs = [robot.joint_pub, *robot.signal_pubs.values(), robot.e_stop_pub]
+    assert ros.spin_until(lambda: all(p.get_subscription_count() >= 1 for p in pubs), 20.0)
+    assert ros.spin_until(
+        lambda: ros.node.count_publishers(f"{TASK.controller_name}/commands") >= 1, 20.0
+    )
+    assert robot.transition(Transition.TRANSITION_ACTIVATE), deploy.output()[-2000:]
+    upper = TASK.position_upper - MARGIN
+    home = np.array([0.0, -0.3, 0.0, -2.2, 0.0, 2.0, 0.785])
+    log = []
+
+    # The policy pushes +0.05 rad per step: the command is q + 0.05 (ramped from the measured
+    # position), except that joint 4 (upper limit 0.0 rad) at -0.06 stops at 0.0 - margin.
+    near = home.copy()
+    near[3] = -0.06
+    command = robot.step(near)
+    expected = near + 0.05
+    expected[3] = upper[3]
+    assert np.allclose(command, expected) and upper[3] == pytest.approx(-MARGIN), command
+    log.append(("joint 4 at -0.06 rad, pushed up", command))
+    # The measured position jumps (joint 4 to -2.2, joint 1 to 1 rad): the command moves by at
+    # most the URDF velocity limit x period from the last command.
+    far = home.copy()
+    far[0] = 1.0
+    previous = command.copy()
+    command = robot.step(far)
+    assert np.allclose(np.abs(command - previous)[[0, 3]], STEP[[0, 3]]), command - previous
+    log.append(("joints 1 and 4 measured far away", command))
+    # NaN in the measured position: hold the last finite measured position (never zeros).
+    bad = far.copy()
+    bad[2] = float("nan")
+    command = robot.step(bad)
+    assert np.allclose(command, np.clip(far, TASK.position_lower + MARGIN, upper)), command
+    log.append(("NaN position", command))
+    # Over speed: joint 1 at 3 rad/s (URDF 2.175): hold the measured position, latched.
+    fast = np.zeros(7)
+    fast[0] = 3.0
+    command = robot.step(home, fast)
+    assert np.allclose(command, home), command
+    log.append(("joint 1 at 3 rad/s", command))
+    moved = home + 0.01
+    command = robot.step(moved)
+    assert np.allclose(command, moved), command  # still latched: holds the new measurement
+    log.append(("next normal state, trip latched", command))
+    assert robot.call(robot.clear, Trigger.Request()).success
+    command = robot.step(moved)
+    assert np.allclose(command, moved + 0.05), command
+    log.append(("after ~/clear_e_stop", command))
+    # Watchdog: no state for longer than state_timeout: hold the last measured position.
+    count = len(robot.received)
+    assert ros.spin_until(lambda: len(robot.received) > count, 2.0)
+    assert np.allclose(robot.received[-1], moved), robot.received[-1]
+    log.append(("no state for 0.15 s (watchdog)", robot.received[-1]))
+    # E-stop: hold the last measured position.
+    robot.e_stop_pub.publish(Bool(data=True))
+    count = len(robot.received)
+    assert ros.spin_until(lambda: len(robot.received) > count, 2.0)
+    assert np.allclose(robot.received[-1], moved)
+    log.append(("e_stop True", robot.received[-1]))
+    for what, values in log:
+        print(f"{what:34s} -> {np.round(values, 4).tolist()}")

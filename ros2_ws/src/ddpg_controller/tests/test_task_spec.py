@@ -1,0 +1,248 @@
+"""Task specs: a URDF plus one YAML file, loaded and checked without PyBullet or ROS.
+
+Every bad input fails when the task is loaded, with one line naming the file and the element, so
+nothing starts half-way.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from ddpg_controller.tasks import (
+    RobotState,
+    TaskSpecError,
+    builtin_task_names,
+    load_task,
+    task_from_dict,
+)
+
+ARM_URDF = """<?xml version="1.0"?>
+<robot name="arm">
+  <link name="base"/>
+  <joint name="shoulder" type="revolute">
+    <parent link="base"/><child link="upper"/>
+    <origin xyz="0 0 0.3"/><axis xyz="0 1 0"/>
+    <limit lower="-2.0" upper="2.0" effort="{effort}" velocity="{velocity}"/>
+  </joint>
+  <link name="upper">{mesh}</link>
+  <joint name="elbow" type="continuous">
+    <parent link="upper"/><child link="tool"/>
+    <origin xyz="0.4 0 0"/><axis xyz="0 1 0"/>
+    <limit effort="5.0" velocity="2.0"/>
+  </joint>
+  <link name="tool"/>
+</robot>
+"""
+
+
+def write_arm(folder: Path, effort="10.0", velocity="2.0", mesh="") -> Path:
+    path = folder / "arm.urdf"
+    path.write_text(ARM_URDF.format(effort=effort, velocity=velocity, mesh=mesh))
+    return path
+
+
+def spec(**changes) -> dict:
+    """A valid spec for the arm above; ``changes`` replace top-level sections."""
+    document = {
+        "name": "arm_reach_test",
+        "robot": {"urdf": "arm.urdf", "joints": ["shoulder"], "end_effector_link": "tool"},
+        "command": {"interface": "velocity"},
+        "goal": {"box": {"low": [0.1, -0.1, 0.2], "high": [0.3, 0.1, 0.4]}},
+        "observation": ["joint_position", "joint_velocity", "ee_minus_goal"],
+        "reward": [{"term": "ee_goal_distance", "weight": -1.0}],
+        "timing": {"control_period": 0.05, "substeps": 5, "episode_steps": 20},
+    }
+    document.update(changes)
+    return document
+
+
+def write_spec(folder: Path, document: dict, name: str = "task.yaml") -> Path:
+    path = folder / name
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def load_error(folder: Path, document: dict) -> str:
+    path = write_spec(folder, document)
+    with pytest.raises(TaskSpecError) as info:
+        load_task(path)
+    message = str(info.value)
+    assert "\n" not in message  # one line
+    return message
+
+
+@pytest.fixture
+def arm(tmp_path) -> Path:
+    write_arm(tmp_path)
+    return tmp_path
+
+
+# ---- the built-in specs ------------------------------------------------------------------------
+def test_builtin_specs_load_without_pybullet_gymnasium_or_ros() -> None:
+    code = (
+        "import sys; from ddpg_controller.tasks import load_task, builtin_task_names\n"
+        "tasks = [load_task(n) for n in builtin_task_names()]\n"
+        "bad = [m for m in ('pybullet', 'gymnasium', 'rclpy', 'torch') if m in sys.modules]\n"
+        "print(len(tasks), bad)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split()[-1] == "[]", out.stdout
+    assert {"pendulum", "reacher", "arm_reach", "panda_reach", "pendulum_balance"} <= set(
+        builtin_task_names()
+    )
+
+
+def test_panda_spec_reads_its_limits_from_the_urdf() -> None:
+    task = load_task("panda_reach")
+    assert task.command_interface == "position" and task.action_mode == "delta"
+    assert task.position_upper[3] == 0.0 and task.position_lower[3] == -3.1416  # panda_joint4
+    assert task.effort_limit.tolist() == [87.0] * 4 + [12.0] * 3
+    assert task.velocity_limit.tolist() == [2.175] * 4 + [2.61] * 3
+    assert np.allclose(task.action_high, 0.05) and np.allclose(task.action_low, -0.05)
+    # Delta actions: command = measured position + action, within the URDF position limits.
+    state = RobotState(np.array([0, 0, 0, -0.02, 0, 1, 0.0]), np.zeros(7), {})
+    command = task.command(np.full(7, 0.05), state)
+    assert command[3] == 0.0 and command[0] == pytest.approx(0.05)
+    # Safe command for position control: hold the measured position.
+    assert task.hold_command(state).tolist() == state.position.tolist()
+
+
+def test_upright_terms_alive_bonus_and_termination() -> None:
+    task = load_task("pendulum_balance")
+    upright = RobotState(np.zeros(1), np.zeros(1), {"upright_axis": np.array([0.0, 0.0, 1.0])})
+    tilted = RobotState(
+        np.zeros(1), np.zeros(1), {"upright_axis": np.array([np.sin(0.5), 0.0, np.cos(0.5)])}
+    )
+    assert task.reward(upright, np.zeros(1), upright) == pytest.approx(1.0)
+    assert task.reward(upright, np.zeros(1), tilted) == pytest.approx(0.5)
+    assert not task.terminated(upright) and task.terminated(tilted)
+
+
+def test_the_spec_a_policy_carries_rebuilds_the_same_contract() -> None:
+    for name in builtin_task_names():
+        task = load_task(name)
+        # Through JSON, as the policy file stores it (infinite limits of continuous joints too).
+        metadata = json.loads(json.dumps({**task.policy_metadata(), **_dims(task)}))
+        carried = task_from_dict(metadata["task_spec"], f"policy of {name}")
+        assert carried.urdf is None  # needs no URDF (and no pybullet_data) on the robot
+        assert carried.policy_mismatches(metadata) == []
+
+
+def _dims(task) -> dict:
+    return {"obs_dim": task.observation_dim, "action_dim": task.action_dim}
+
+
+def test_a_policy_whose_observation_differs_is_named(arm) -> None:
+    task = load_task(write_spec(arm, spec()))
+    other = load_task(write_spec(arm, spec(observation=["joint_position"]), "other.yaml"))
+    problems = task.policy_mismatches({**other.policy_metadata(), **_dims(other)})
+    assert any(p.startswith("observation_names") for p in problems), problems
+    assert any(p.startswith("obs_dim: policy 1, task 5") for p in problems), problems
+
+
+# ---- bad input: one line naming the file and the element ---------------------------------------
+def test_unknown_keys_and_bad_values_name_the_file_and_key(arm) -> None:
+    message = load_error(arm, spec(rewards=[]))
+    assert "task.yaml" in message and "unknown key 'rewards'" in message
+    message = load_error(arm, spec(command={"interface": "torque"}))
+    assert "command.interface" in message and "'torque'" in message
+    message = load_error(arm, spec(reward=[{"term": "ee_goal_distance", "wieght": -1.0}]))
+    assert "reward[0]" in message and "'wieght'" in message
+    message = load_error(arm, spec(timing={"control_period": -1, "episode_steps": 10}))
+    assert "timing.control_period" in message and "> 0" in message
+
+
+def test_urdf_missing_or_malformed(tmp_path) -> None:
+    message = load_error(tmp_path, spec())
+    assert "robot.urdf" in message and "not found" in message
+    (tmp_path / "arm.urdf").write_text("<robot name='arm'><link name='base'></robot>")
+    message = load_error(tmp_path, spec())
+    assert "arm.urdf" in message and "malformed URDF" in message
+
+
+def test_package_uri_and_mesh_resolution(tmp_path, monkeypatch) -> None:
+    prefix = tmp_path / "prefix"
+    (prefix / "share" / "ament_index" / "resource_index" / "packages").mkdir(parents=True)
+    (prefix / "share" / "ament_index" / "resource_index" / "packages" / "my_arm").touch()
+    (prefix / "share" / "my_arm" / "meshes").mkdir(parents=True)
+    (prefix / "share" / "my_arm" / "meshes" / "upper.stl").write_text("solid")
+    mesh = (
+        '<visual><geometry><mesh filename="package://my_arm/meshes/upper.stl"/></geometry></visual>'
+    )
+    write_arm(prefix / "share" / "my_arm", mesh=mesh)
+    document = spec(robot={"urdf": "package://my_arm/arm.urdf", "joints": ["shoulder"]})
+    document.pop("goal")
+    document["observation"] = ["joint_position"]
+    document["reward"] = [{"term": "alive", "weight": 1.0}]
+    monkeypatch.setenv("AMENT_PREFIX_PATH", str(prefix))
+    task = load_task(write_spec(tmp_path, document))
+    mesh_file = str(prefix / "share" / "my_arm" / "meshes" / "upper.stl")
+    assert mesh_file in task.urdf.resolved_text and "package://" not in task.urdf.resolved_text
+    # The same URDF as a robot_description string (what robot_state_publisher publishes).
+    text = (prefix / "share" / "my_arm" / "arm.urdf").read_text()
+    inline = {**document, "robot": {"robot_description": text, "joints": ["shoulder"]}}
+    assert load_task(write_spec(tmp_path, inline, "inline.yaml")).urdf.path is None
+    # A package the ament index does not know.
+    monkeypatch.setenv("AMENT_PREFIX_PATH", str(tmp_path / "elsewhere"))
+    message = load_error(tmp_path, document)
+    assert "robot.urdf" in message and "package 'my_arm'" in message
+    # A mesh that is not there.
+    monkeypatch.setenv("AMENT_PREFIX_PATH", str(prefix))
+    (prefix / "share" / "my_arm" / "meshes" / "upper.stl").unlink()
+    message = load_error(tmp_path, document)
+    assert 'arm.urdf: <link name="upper"> <mesh>' in message and "upper.stl" in message
+
+
+def test_joint_not_in_the_urdf_or_without_limits(arm) -> None:
+    message = load_error(arm, spec(robot={"urdf": "arm.urdf", "joints": ["wrist"]}))
+    assert "robot.joints" in message and "'wrist' is not in" in message
+    assert "['shoulder', 'elbow']" in message
+    # A continuous joint has no position limits: the position interface needs them.
+    position = spec(
+        robot={"urdf": "arm.urdf", "joints": ["elbow"], "end_effector_link": "tool"},
+        command={"interface": "position", "action": "delta", "delta_scale": 0.05},
+    )
+    message = load_error(arm, position)
+    assert '<joint name="elbow"> has no position <limit lower upper>' in message
+    # ... unless the spec gives them.
+    position["robot"]["limits"] = {"lower": -1.0, "upper": 1.0}
+    assert load_task(write_spec(arm, position)).position_upper.tolist() == [1.0]
+
+
+@pytest.mark.parametrize("attribute", ["effort", "velocity"])
+def test_zero_effort_or_velocity_limits_are_rejected(tmp_path, attribute) -> None:
+    write_arm(tmp_path, **{attribute: "0"})
+    message = load_error(tmp_path, spec())
+    assert f'<joint name="shoulder"> <limit {attribute}="0">' in message and "arm.urdf" in message
+
+
+def test_goal_region_beyond_reach(arm) -> None:
+    message = load_error(
+        arm, spec(goal={"box": {"low": [0.5, -0.1, 0.2], "high": [0.9, 0.1, 0.4]}})
+    )
+    assert "goal" in message and "beyond the arm's reach (0.700 m" in message
+
+
+def test_train_cli_fails_before_starting_anything(arm) -> None:
+    bad = write_spec(arm, spec(command={"interface": "torque"}))
+    run_dir = arm / "run"
+    train = Path(sys.executable).parent / "ddpg-train"
+    result = subprocess.run(
+        [str(train), "--task-file", str(bad), "--run-dir", str(run_dir)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0 and not run_dir.exists()
+    assert result.stderr.strip().splitlines()[-1].startswith(f"task: {bad}: command.interface")
+    listing = subprocess.run(
+        [str(train), "--list-tasks"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "panda_reach" in listing and "position (delta)" in listing
