@@ -83,10 +83,10 @@ def run_loop(
         next_obs = np.tanh(obs + 0.05 * rng.standard_normal(obs_dim))
         action = agent.act(next_obs, explore=True, policy=policy)
         agent.observe(obs, action, float(-np.sum(next_obs**2)), next_obs, False)
+        work[i] = time.perf_counter() - began  # the command is out
         if learner_on:
-            learner.notify()
+            learner.notify()  # after the command, as the controller node does
         obs = next_obs
-        work[i] = time.perf_counter() - began
         behind = int((time.perf_counter() - scheduled) // period)
         if behind > 0:  # a real-time loop drops the periods it missed
             scheduled += behind * period
