@@ -4,6 +4,7 @@ a control thread adding beside a learner thread, state round trip."""
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -146,6 +147,10 @@ def test_control_thread_adds_while_learner_samples(device: str) -> None:
     try:
         for i in range(1, total):
             add_encoded(buf, i)
+            if i % 1000 == 0:  # let the learner in: under the GIL this thread may run alone
+                seen, deadline = stats["samples"], time.monotonic() + 5.0
+                while stats["samples"] == seen and time.monotonic() < deadline:
+                    time.sleep(0.0005)
     finally:
         done.set()
         thread.join(timeout=30)
