@@ -67,6 +67,21 @@ class RosHarness:
             self.executor.spin_once(timeout_sec=0.01)
         return True
 
+    def call(self, client, request):
+        """Call a service and return its answer; fails the test if none comes within 30 s."""
+        assert self.spin_until(client.service_is_ready, 30.0), client.srv_name
+        future = client.call_async(request)
+        assert self.spin_until(future.done, 30.0), client.srv_name
+        return future.result()
+
+    def change_state(self, client, transition_id: int) -> bool:
+        """Ask a lifecycle node's ``change_state`` service for one transition."""
+        from lifecycle_msgs.srv import ChangeState
+
+        request = ChangeState.Request()
+        request.transition.id = transition_id
+        return self.call(client, request).success
+
     def close(self) -> None:
         self.executor.shutdown()
         self.node.destroy_node()

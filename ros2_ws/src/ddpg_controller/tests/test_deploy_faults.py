@@ -82,16 +82,8 @@ class FakeRobot:
     def _on_command(self, msg: Float64MultiArray) -> None:
         self.commands.append((time.monotonic(), np.asarray(msg.data, dtype=np.float64)))
 
-    def call(self, client, request):
-        assert self.ros.spin_until(client.service_is_ready, 30.0), client.srv_name
-        future = client.call_async(request)
-        assert self.ros.spin_until(future.done, 30.0), client.srv_name
-        return future.result()
-
     def transition(self, transition_id: int) -> bool:
-        request = ChangeState.Request()
-        request.transition.id = transition_id
-        return self.call(self.lifecycle, request).success
+        return self.ros.change_state(self.lifecycle, transition_id)
 
     def configure_and_activate(self) -> None:
         assert self.transition(Transition.TRANSITION_CONFIGURE)
@@ -273,7 +265,7 @@ def test_e_stop_latches_until_the_service_clears_it(spawn, ros, policy_file) -> 
     for _ in range(3):
         assert robot.step(robot.random_state()).tolist() == [0.0, 0.0]
 
-    response = robot.call(robot.clear, Trigger.Request())
+    response = robot.ros.call(robot.clear, Trigger.Request())
     assert response.success and response.message == "e-stop cleared"
     state = robot.random_state()
     np.testing.assert_array_equal(robot.step(state), robot.expected(state))

@@ -82,16 +82,8 @@ class Robot:
         self.clear = node.create_client(Trigger, "/deploy/clear_e_stop")
         self.stamp_ns = 1_000 * PERIOD_NS
 
-    def call(self, client, request):
-        assert self.ros.spin_until(client.service_is_ready, 30.0), client.srv_name
-        future = client.call_async(request)
-        assert self.ros.spin_until(future.done, 30.0), client.srv_name
-        return future.result()
-
     def transition(self, transition_id: int) -> bool:
-        request = ChangeState.Request()
-        request.transition.id = transition_id
-        return self.call(self.lifecycle, request).success
+        return self.ros.change_state(self.lifecycle, transition_id)
 
     def publish(self, position, velocity=None) -> None:
         self.stamp_ns += PERIOD_NS
@@ -190,7 +182,7 @@ def test_position_deploy_without_simulator_and_its_safety_faults(
     command = robot.step(moved)
     assert np.allclose(command, moved), command  # still latched: holds the new measurement
     log.append(("next normal state, trip latched", command))
-    assert robot.call(robot.clear, Trigger.Request()).success
+    assert robot.ros.call(robot.clear, Trigger.Request()).success
     command = robot.step(moved)
     assert np.allclose(command, moved + 0.05), command
     log.append(("after ~/clear_e_stop", command))
