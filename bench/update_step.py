@@ -201,15 +201,7 @@ def variants(quick: bool) -> list[dict[str, Any]]:
         agents = {
             name: _prefilled_agent(batch, precision=precision) for name, precision in setups.items()
         }
-        times: dict[str, list[float]] = {name: [] for name in setups}
-        for _ in range(rounds):
-            for name, agent in agents.items():
-                for _ in range(5):
-                    agent.train_step()
-                t = time.perf_counter()
-                for _ in range(n):
-                    agent.train_step()
-                times[name].append((time.perf_counter() - t) / n)
+        times = interleaved_step_times(agents, rounds, n)
         base = float(np.median(times["current (package as is)"]))
         for name, ts in times.items():
             ms = float(np.median(ts))
@@ -260,6 +252,21 @@ def baseline_package(ref: str = BASELINE_REF) -> str:
     return "ddpg_baseline"
 
 
+def interleaved_step_times(agents: dict[str, Any], rounds: int, n: int) -> dict[str, list[float]]:
+    """Seconds per ``train_step`` of each agent: ``rounds`` rounds, each timing ``n`` steps of
+    every agent in turn after 5 warm-up steps, so all of them see the same machine load."""
+    times: dict[str, list[float]] = {name: [] for name in agents}
+    for _ in range(rounds):
+        for name, agent in agents.items():
+            for _ in range(5):
+                agent.train_step()
+            t = time.perf_counter()
+            for _ in range(n):
+                agent.train_step()
+            times[name].append((time.perf_counter() - t) / n)
+    return times
+
+
 def regression(quick: bool, ref: str = BASELINE_REF) -> list[dict[str, Any]]:
     """CPU ``train_step`` updates/s, the package at ``ref`` against the current one, 1 torch
     thread, rounds interleaved so both see the same machine load."""
@@ -274,15 +281,7 @@ def regression(quick: bool, ref: str = BASELINE_REF) -> list[dict[str, Any]]:
             "baseline": _prefilled_agent(batch, package=baseline),
             "current": _prefilled_agent(batch),
         }
-        times: dict[str, list[float]] = {name: [] for name in agents}
-        for _ in range(rounds):
-            for name, agent in agents.items():
-                for _ in range(5):
-                    agent.train_step()
-                t = time.perf_counter()
-                for _ in range(n):
-                    agent.train_step()
-                times[name].append((time.perf_counter() - t) / n)
+        times = interleaved_step_times(agents, rounds, n)
         old, new = (float(np.median(times[name])) for name in ("baseline", "current"))
         row = {"batch": batch, "ref": ref, "baseline_per_s": 1 / old, "current_per_s": 1 / new}
         row["ratio"] = old / new
