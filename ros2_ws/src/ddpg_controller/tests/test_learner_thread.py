@@ -38,6 +38,21 @@ def _wait(condition, timeout: float = 10.0) -> bool:
     return True
 
 
+def _observe_in_lockstep(agent: DDPG, learner: BackgroundLearner, steps: int) -> None:
+    """Start the learner, observe ``steps`` random transitions, each time waiting until the
+    learner has caught up (as the lockstep controller does), then stop it."""
+    learner.start()
+    rng = np.random.default_rng(1)
+    try:
+        for _ in range(steps):
+            obs = rng.normal(size=3)
+            agent.observe(obs, rng.uniform(-2, 2, 1), rng.normal(), obs, False)
+            learner.notify()
+            assert _wait(learner.caught_up)
+    finally:
+        learner.stop()
+
+
 @pytest.mark.parametrize("ratio", [1.0, 0.5, 2.0])
 def test_lockstep_holds_the_updates_per_step_ratio_exactly(ratio: float) -> None:
     agent = _agent(ratio)
@@ -68,16 +83,7 @@ def test_acting_copy_follows_the_learner_and_is_independent() -> None:
     untrained = policy(probe)
     training = {p.data_ptr() for p in agent.actor.parameters()}
     assert not training & {p.data_ptr() for p in policy.module.parameters()}
-    learner.start()
-    rng = np.random.default_rng(1)
-    try:
-        for _ in range(40):
-            obs = rng.normal(size=3)
-            agent.observe(obs, rng.uniform(-2, 2, 1), rng.normal(), obs, False)
-            learner.notify()
-            assert _wait(learner.caught_up)
-    finally:
-        learner.stop()
+    _observe_in_lockstep(agent, learner, steps=40)
     assert learner.policy is policy and agent.num_updates == 21
     np.testing.assert_allclose(policy(probe), agent.acting_policy()(probe), atol=1e-7)
     assert not np.allclose(untrained, policy(probe))
@@ -122,16 +128,7 @@ def test_cuda_learner_refreshes_the_cpu_policy_through_pinned_copies() -> None:
     agent = DDPG(3, 1, -2.0, 2.0, config, seed=0)
     learner = BackgroundLearner(agent, lockstep=True, sync_every=1)
     policy = learner.policy
-    learner.start()
-    rng = np.random.default_rng(1)
-    try:
-        for _ in range(40):
-            obs = rng.normal(size=3)
-            agent.observe(obs, rng.uniform(-2, 2, 1), rng.normal(), obs, False)
-            learner.notify()
-            assert _wait(learner.caught_up)
-    finally:
-        learner.stop()
+    _observe_in_lockstep(agent, learner, steps=40)
     assert learner.failure is None and agent.num_updates == 21
     assert all(p.device.type == "cpu" for p in policy.module.parameters())
     probe = np.ones(3, dtype=np.float32)
