@@ -88,14 +88,29 @@ ENVS: tuple[EnvSpec, ...] = (
     ),
 )
 
-# This package's variants beside SB3: where the action joins the critic, and the output layers'
-# initialisation (``DDPGConfig.critic_action_input`` / ``final_layer_init``). Each names both
-# fields so that a variant means the same whatever the package's defaults are.
-VARIANTS: dict[str, dict[str, Any]] = {
+# This package's variants beside SB3: where the action joins the critic, the output layers'
+# initialisation (``DDPGConfig.critic_action_input`` / ``final_layer_init``), and the two guards
+# against the actor's early rush to a bound: "+delay" (``actor_delay``: critic-only updates
+# first) and "+penalty" (``actor_saturation_penalty``). Each names every field so that a variant
+# means the same whatever the package's defaults are.
+ACTOR_DELAY = 1000
+SATURATION_PENALTY = 1.0
+_LAYOUTS = {
     "first": {"critic_action_input": "first", "final_layer_init": "uniform_3e-3"},
     "second": {"critic_action_input": "second", "final_layer_init": "uniform_3e-3"},
     "first-fan_in": {"critic_action_input": "first", "final_layer_init": "fan_in"},
     "second-fan_in": {"critic_action_input": "second", "final_layer_init": "fan_in"},
+}
+_GUARDS = {
+    "": {"actor_delay": 0, "actor_saturation_penalty": 0.0},
+    "+delay": {"actor_delay": ACTOR_DELAY, "actor_saturation_penalty": 0.0},
+    "+penalty": {"actor_delay": 0, "actor_saturation_penalty": SATURATION_PENALTY},
+    "+delay+penalty": {"actor_delay": ACTOR_DELAY, "actor_saturation_penalty": SATURATION_PENALTY},
+}
+VARIANTS: dict[str, dict[str, Any]] = {
+    layout + guard: {**layout_fields, **guard_fields}
+    for layout, layout_fields in _LAYOUTS.items()
+    for guard, guard_fields in _GUARDS.items()
 }
 SB3 = "sb3"
 DEFAULT_VARIANTS = ("first", "second", SB3)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from bench.common import RESULTS, load_result, mean_std
+from bench.learning import ACTOR_DELAY, SATURATION_PENALTY
 
 TARGET_UPDATES_RATIO = 2.0
 TARGET_ROS_RATIO = 0.5
@@ -30,8 +31,13 @@ def variant_label(variant: str) -> str:
     """Short column title of a learning variant (bench.learning.VARIANTS or 'sb3')."""
     if variant == "sb3":
         return "SB3 DDPG"
-    layer, _, init = variant.partition("-")
-    return f"ours, action at {'1st' if layer == 'first' else '2nd'}" + (", fan-in" if init else "")
+    layout, *guards = variant.split("+")
+    layer, _, init = layout.partition("-")
+    return (
+        f"ours, action at {'1st' if layer == 'first' else '2nd'}"
+        + (", fan-in" if init else "")
+        + "".join(f", {guard}" for guard in guards)
+    )
 
 
 def did_not_learn(run: dict[str, Any], best_final: float) -> bool:
@@ -108,10 +114,14 @@ def learning_section(
         "episodes (episode i reset with seed 1,000,000 + seed + i, the same for every variant, "
         f"`ddpg_controller.learning.training.evaluate`). {data['workers']} runs at a time, 1 "
         "torch thread each, CPU. The package's variants differ only in the critic's layout "
-        "(`ddpg.critic_action_input`) and the output layers' init (`ddpg.final_layer_init`). "
+        "(`ddpg.critic_action_input`), the output layers' init (`ddpg.final_layer_init`) and "
+        "the guards against the actor's early rush to a bound (`ddpg.actor_delay`, "
+        "`ddpg.actor_saturation_penalty`). "
         "Columns: *ours, action at 1st/2nd*: the action joins the critic at its input or its "
         "second layer; *fan-in*: output layers initialised like the hidden ones (PyTorch's "
-        "default, as SB3), otherwise the paper's U[±3e-3]. "
+        "default, as SB3), otherwise the paper's U[±3e-3]; *delay*: the actor waits for "
+        f"{ACTOR_DELAY:,} critic-only updates; *penalty*: the actor's loss penalises "
+        f"|pre-tanh| > 3 with weight {SATURATION_PENALTY:g}; neither: both off. "
         f"**{variant_label(default)}** is the package's default. Cells: mean ± std over seeds "
         "(seeds that did not learn). *Did not learn*: the final "
         f"score gained less than {LEARNT_FRACTION:.0%} of the best run's gain over the run's "

@@ -246,6 +246,51 @@ def test_critic_weight_decay_is_applied() -> None:
     assert small_agent().actor_optimizer.param_groups[0]["weight_decay"] == 0.0
 
 
+def test_actor_waits_for_actor_delay_critic_updates() -> None:
+    """The first ``actor_delay`` training steps move the critic and its target only; the next
+    one moves the actor too."""
+    agent = filled_agent(actor_delay=3)
+    actor_before = [
+        p.detach().clone() for m in (agent.actor, agent.actor_target) for p in m.parameters()
+    ]
+    critic_before = [p.detach().clone() for p in agent.critic.parameters()]
+
+    def actor_unchanged() -> bool:
+        now = [p for m in (agent.actor, agent.actor_target) for p in m.parameters()]
+        return all(torch.equal(p, b) for p, b in zip(now, actor_before, strict=True))
+
+    for _ in range(3):
+        losses = agent.train_step()
+        assert losses is not None and math.isfinite(float(losses["actor_loss"]))
+    assert actor_unchanged()
+    assert not any(
+        torch.equal(p, b) for p, b in zip(agent.critic.parameters(), critic_before, strict=True)
+    )
+    agent.train_step()
+    assert not actor_unchanged()
+    assert agent.num_updates == 4
+
+
+@pytest.mark.parametrize("penalty", [0.0, 1.0])
+def test_saturation_penalty_brings_back_an_actor_stuck_at_a_bound(penalty: float) -> None:
+    """An actor whose pre-tanh output z is past float32 tanh's range (|z| > 9.1: tanh is exactly
+    +-1, its gradient exactly 0) never moves on the critic's gradient alone; the penalty on
+    |z| > 3 brings it back to where tanh passes the critic's gradient again."""
+    agent = small_agent(actor_lr=0.05, actor_saturation_penalty=penalty)
+    with torch.no_grad():
+        agent.actor.out.bias.fill_(12.0)
+    batch = random_batch(32, seed=3)
+    z_before = agent.actor.pre_tanh(batch.obs).detach()
+    assert bool((agent.actor(batch.obs) == 1.0).all())
+    for _ in range(200):
+        agent.update(batch)
+    z_after = agent.actor.pre_tanh(batch.obs).detach()
+    if penalty == 0.0:
+        assert torch.equal(z_after, z_before)
+    else:
+        assert float(z_before.min()) > 10.0 and float(z_after.max()) < 3.5
+
+
 def filled_agent(device: str = "cpu", **overrides: object) -> DDPG:
     """An agent with 300 observed transitions and non-trivial normalisation statistics."""
     cfg = DDPGConfig.from_dict(
@@ -335,12 +380,17 @@ def test_cuda_graph_setting_is_checked() -> None:
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_graph_step_equals_the_eager_step() -> None:
+@pytest.mark.parametrize("actor_delay", [0, 4])
+def test_cuda_graph_step_equals_the_eager_step(actor_delay: int) -> None:
     """The captured graph replays the same function: warm-up, capture and replays move the
-    networks and the sampler exactly as eager steps on the same device do."""
-    graph, eager = filled_agent("cuda", cuda_graph="on"), filled_agent("cuda", cuda_graph="off")
+    networks and the sampler exactly as eager steps on the same device do (after the critic-only
+    steps of ``actor_delay``, which run eagerly)."""
+    graph, eager = (
+        filled_agent("cuda", cuda_graph=setting, actor_delay=actor_delay)
+        for setting in ("on", "off")
+    )
     assert graph.uses_cuda_graph and not eager.uses_cuda_graph
-    for step in range(12):  # 3 eager warm-ups, the capture, replays
+    for step in range(12 + actor_delay):  # critic-only steps, 3 eager warm-ups, capture, replays
         got, expected = graph.train_step(), eager.train_step()
         for name in expected:
             assert float(got[name]) == pytest.approx(float(expected[name]), abs=1e-6), step

@@ -113,6 +113,21 @@ class DDPGConfig:
             "layer fan_in drove the actor deeper into saturation (mean |pre-tanh| 35 vs 11)."
         ),
     )
+    actor_delay: int = field(
+        default=0,
+        metadata=_desc(
+            "Updates after learning starts in which only the critic trains (the actor waits "
+            "until the critic has fit the replay; paper: none, 0 disables). TODO: measured reason."
+        ),
+    )
+    actor_saturation_penalty: float = field(
+        default=0.0,
+        metadata=_desc(
+            "Weight of the actor loss term mean(max(|z| - 3, 0)^2) on the actor's pre-tanh "
+            "output z, which keeps |mu(s)| <= tanh(3) = 0.995 where tanh still passes a gradient "
+            "(paper: none, 0 disables). TODO: measured reason."
+        ),
+    )
     actor_lr: float = field(default=1e-4, metadata=_desc("Actor Adam learning rate (paper 1e-4)."))
     critic_lr: float = field(
         default=1e-3, metadata=_desc("Critic Adam learning rate (paper 1e-3).")
@@ -183,6 +198,13 @@ class DDPGConfig:
             "final_layer_init",
             self.final_layer_init,
             f"one of {FINAL_LAYER_INITS}",
+        )
+        _check(self.actor_delay >= 0, "actor_delay", self.actor_delay, ">= 0")
+        _check(
+            self.actor_saturation_penalty >= 0.0,
+            "actor_saturation_penalty",
+            self.actor_saturation_penalty,
+            ">= 0",
         )
         _check(self.actor_lr > 0.0, "actor_lr", self.actor_lr, "> 0")
         _check(self.critic_lr > 0.0, "critic_lr", self.critic_lr, "> 0")

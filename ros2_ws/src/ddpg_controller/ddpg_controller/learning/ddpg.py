@@ -34,6 +34,9 @@ STATE_FORMAT = 2
 # Eager steps on a side stream before the CUDA graph is captured (PyTorch's whole-network capture
 # recipe: lazy state such as Adam's moments and cuBLAS workspaces exists before capture).
 GRAPH_WARMUP_STEPS = 3
+# |pre-tanh| beyond which ``actor_saturation_penalty`` acts: tanh(3) = 0.995, slope 0.01; at
+# |z| > 9.1 float32 tanh is exactly +-1 and its gradient exactly 0.
+SATURATION_START = 3.0
 
 
 class Batch(NamedTuple):
@@ -258,16 +261,23 @@ class DDPG:
 
         The losses are device tensors (in graph mode overwritten by the next step): read them
         with ``float()`` only as often as they are logged, since each read waits for the device.
+        The first ``actor_delay`` updates train the critic alone: the host's update count
+        decides, so no step reads a device value; on CUDA those steps run eagerly and the graph
+        is captured for the full update only.
         """
         if self.replay.flush() and self.config.normalize_observations:
             self.batch_normalizer.refresh(self.normalizer.frozen())
         if self.total_steps < self.learning_starts or len(self.replay) < self.config.batch_size:
             return None
-        losses = self._graph_step() if self.uses_cuda_graph else self.sample_and_update()
+        train_actor = self.num_updates >= self.config.actor_delay
+        if self.uses_cuda_graph and train_actor:
+            losses = self._graph_step()
+        else:
+            losses = self.sample_and_update(train_actor)
         self.num_updates += 1
         return losses
 
-    def sample_and_update(self) -> dict[str, torch.Tensor]:
+    def sample_and_update(self, train_actor: bool = True) -> dict[str, torch.Tensor]:
         """Sample a batch into the static batch tensors on the device, then ``update``.
 
         Fixed shapes, device-side sampling (the learner's own generator), no host sync: this is
@@ -284,7 +294,7 @@ class DDPG:
             enabled=bfloat16,
             cache_enabled=not self.uses_cuda_graph,  # a graph must not capture the cast cache
         ):
-            return self.update(self.batch)
+            return self.update(self.batch, train_actor)
 
     def _graph_step(self) -> dict[str, torch.Tensor]:
         """``sample_and_update`` as a CUDA graph: a few eager warm-up steps on a side stream,
@@ -307,14 +317,17 @@ class DDPG:
         self._graph.replay()
         return self._graph_losses
 
-    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """One DDPG update (Algorithm 1, inner loop); losses and mean Q stay on the device."""
-        gamma, tau = self.config.gamma, self.config.tau
+    def update(self, batch: Batch, train_actor: bool = True) -> dict[str, torch.Tensor]:
+        """One DDPG update (Algorithm 1, inner loop); losses and mean Q stay on the device.
+
+        With ``train_actor`` False (the first ``actor_delay`` updates) the actor and its target
+        stay as they are; the actor's loss is still computed, to be logged."""
+        cfg = self.config
 
         # Critic target: y = r + gamma * (1 - terminated) * Q'(s', mu'(s')), no gradient.
         with torch.no_grad():
             next_q = self.critic_target(batch.next_obs, self.actor_target(batch.next_obs))
-            y = batch.rewards + gamma * (1.0 - batch.terminated) * next_q
+            y = batch.rewards + cfg.gamma * (1.0 - batch.terminated) * next_q
 
         # Critic: minimise MSE(Q(s, a), y).
         q = self.critic(batch.obs, batch.actions)
@@ -323,16 +336,23 @@ class DDPG:
         critic_loss.backward()
         self.critic_optimizer.step()
 
-        # Actor: ascend Q(s, mu(s)) through the online critic. Gradients flow only into the
-        # actor's parameters (backward inputs=), so the critic is not changed by this step.
-        actor_loss = -self.critic(batch.obs, self.actor(batch.obs)).mean()
-        self.actor_optimizer.zero_grad(set_to_none=True)
-        actor_loss.backward(inputs=self._actor_parameters)
-        self.actor_optimizer.step()
+        # Actor: ascend Q(s, mu(s)) through the online critic, mu(s) = tanh(z), while keeping
+        # |z| <= SATURATION_START, where tanh still passes the critic's gradient. Gradients flow
+        # only into the actor's parameters (backward inputs=): the critic is not changed here.
+        z = self.actor.pre_tanh(batch.obs)
+        saturation = functional.relu(z.abs() - SATURATION_START).square().mean()
+        actor_loss = (
+            -self.critic(batch.obs, torch.tanh(z)).mean()
+            + cfg.actor_saturation_penalty * saturation
+        )
+        if train_actor:
+            self.actor_optimizer.zero_grad(set_to_none=True)
+            actor_loss.backward(inputs=self._actor_parameters)
+            self.actor_optimizer.step()
+            soft_update(self.actor_target, self.actor, cfg.tau)
 
         # Targets track the online networks slowly.
-        soft_update(self.actor_target, self.actor, tau)
-        soft_update(self.critic_target, self.critic, tau)
+        soft_update(self.critic_target, self.critic, cfg.tau)
 
         return {
             "critic_loss": critic_loss.detach(),

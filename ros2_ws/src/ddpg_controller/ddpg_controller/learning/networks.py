@@ -61,11 +61,15 @@ class Actor(nn.Module):
             _fan_in_init(layer, generator)
         _final_init(self.out, final_layer_init, generator)
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+    def pre_tanh(self, obs: torch.Tensor) -> torch.Tensor:
+        """The output layer's value z, mu(s) = tanh(z): the update penalises large |z|."""
         x = obs
         for layer in self.hidden:
             x = torch.relu(layer(x))
-        return torch.tanh(self.out(x))
+        return self.out(x)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.pre_tanh(obs))
 
 
 class Critic(nn.Module):
