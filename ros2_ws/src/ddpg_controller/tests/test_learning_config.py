@@ -20,6 +20,8 @@ def test_defaults_are_the_papers() -> None:
     assert c.device == "auto"
     # Not the paper's layout: the action joins the critic at its input (measured, see config.py).
     assert (c.critic_action_input, c.final_layer_init) == ("first", "uniform_3e-3")
+    # Not the paper's: the actor waits for 1,000 critic-only updates (measured, see config.py).
+    assert (c.actor_delay, c.actor_saturation_penalty) == (1000, 0.0)
     n = c.noise
     assert (n.type, n.theta, n.sigma, n.mu, n.dt) == ("ou", 0.15, 0.2, 0.0, 1.0)
 
@@ -76,6 +78,9 @@ def test_from_dict_nested_and_round_trip() -> None:
         ({"critic_action_input": "third"}, r"critic_action_input='third'.*\('first', 'second'\)"),
         ({"critic_action_input": 2}, r"critic_action_input must be a string"),
         ({"final_layer_init": "xavier"}, r"final_layer_init='xavier'.*uniform_3e-3.*fan_in"),
+        ({"actor_delay": -1}, r"actor_delay=-1 is invalid: must be >= 0"),
+        ({"actor_delay": 10.5}, r"actor_delay must be an int"),
+        ({"actor_saturation_penalty": -0.5}, r"actor_saturation_penalty=-0.5"),
     ],
 )
 def test_from_dict_rejects(d: dict, match: str) -> None:

@@ -354,7 +354,7 @@ def all_weights(agent: DDPG) -> list[torch.Tensor]:
 def test_device_step_gives_the_numbers_of_the_host_step() -> None:
     """train_step (sampling and normalisation on the device, one static batch) moves every
     network exactly as the host-side step of before does on the same rows."""
-    device_path, host_path = filled_agent(), filled_agent()
+    device_path, host_path = filled_agent(actor_delay=0), filled_agent(actor_delay=0)
     host_path.replay.flush()
     for _ in range(5):
         indices = host_path.replay.sample_indices(16)  # the draw train_step makes next

@@ -114,18 +114,28 @@ class DDPGConfig:
         ),
     )
     actor_delay: int = field(
-        default=0,
+        default=1000,
         metadata=_desc(
-            "Updates after learning starts in which only the critic trains (the actor waits "
-            "until the critic has fit the replay; paper: none, 0 disables). TODO: measured reason."
+            "Updates after learning starts in which only the critic (and its target) trains; "
+            "the actor waits until the critic has fit the replay (paper: none; 0 disables). "
+            "Default 1,000, measured at SB3's settings (bench/results/"
+            "2026-11-26-learning-actor-delay.md): an untrained critic's slope dQ/da is tiny but "
+            "of one sign on most states, and Adam turns it into full-size steps, so without the "
+            "delay the tanh actor reaches one bound on every state within ~500 updates, in every "
+            "critic layout and in SB3, and some seeds never leave it: "
+            "InvertedDoublePendulumBullet seed 0 ends at 138.9 (a constant action's return; "
+            "untrained 355.9) without the delay, 839.3 with it; InvertedPendulumBullet seed 0 "
+            "with the 'second' layout 9.1 without, 106.5 with."
         ),
     )
     actor_saturation_penalty: float = field(
         default=0.0,
         metadata=_desc(
-            "Weight of the actor loss term mean(max(|z| - 3, 0)^2) on the actor's pre-tanh "
-            "output z, which keeps |mu(s)| <= tanh(3) = 0.995 where tanh still passes a gradient "
-            "(paper: none, 0 disables). TODO: measured reason."
+            "Weight of mean(max(|z| - 3, 0)^2) in the actor's loss, z its pre-tanh output: keeps "
+            "|mu(s)| <= tanh(3) = 0.995, where tanh still passes the critic's gradient, so an "
+            "actor pushed to a bound can come back (paper: none; 0 disables). Off by default: "
+            "it also frees the two stuck seeds above (583.8 and 82.9 at weight 1) but less "
+            "well than actor_delay, and the two together were not measured."
         ),
     )
     actor_lr: float = field(default=1e-4, metadata=_desc("Actor Adam learning rate (paper 1e-4)."))
