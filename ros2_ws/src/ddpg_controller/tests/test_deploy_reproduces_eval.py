@@ -43,6 +43,7 @@ def trained(tmp_path_factory) -> SimpleNamespace:
         critic_lr=1e-3,
         batch_size=64,
         warmup_steps=300,
+        actor_delay=0,  # 500 updates in all: the actor trains from the first
         normalize_observations=True,  # exercises the frozen normaliser in the export
     )
     result = train(

@@ -22,6 +22,7 @@ def _agent(updates_per_step: float) -> DDPG:
             "batch_size": 8,
             "buffer_size": 1000,
             "warmup_steps": 20,
+            "actor_delay": 0,  # the actor trains from the first update: the copies must follow
             "updates_per_step": updates_per_step,
             "device": "cpu",
         }

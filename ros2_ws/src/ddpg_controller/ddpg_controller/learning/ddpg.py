@@ -349,9 +349,8 @@ class DDPG:
             self.actor_optimizer.zero_grad(set_to_none=True)
             actor_loss.backward(inputs=self._actor_parameters)
             self.actor_optimizer.step()
-            soft_update(self.actor_target, self.actor, cfg.tau)
+            soft_update(self.actor_target, self.actor, cfg.tau)  # targets track slowly
 
-        # Targets track the online networks slowly.
         soft_update(self.critic_target, self.critic, cfg.tau)
 
         return {
