@@ -1,8 +1,9 @@
 """Benchmarks 1 and 2: learning with the same budget and seeds, and the wall time of those runs.
 
-This package's DDPG (``ddpg_controller.learning.training.train``), in the network layouts of
-``VARIANTS``, and SB3's DDPG train on the same gymnasium env with the same hyperparameters (the
-table ``hyperparameter_rows`` prints), the same seeds and the same deterministic evaluation
+This package's DDPG (``ddpg_controller.learning.training.train``), in the network layouts and
+actor guards of ``VARIANTS``, and SB3's DDPG train on the same gymnasium env with the same
+hyperparameters (the table ``hyperparameter_rows`` prints), the same seeds and the same
+deterministic evaluation
 (``training.evaluate``: 10 episodes, episode i reset with seed 1,000,000 + seed + i), of the
 untrained policy, every ``eval_every`` steps and at the end. A probe records how often the actor
 is saturated (|mu(s)| > 0.99) on replay states, the way a run that never learns gets stuck.
@@ -196,6 +197,12 @@ def hyperparameter_rows(cfg: dict[str, Any]) -> list[tuple[str, str, str]]:
             "critic: action joins at / output-layer init",
             "the variant's (first or second layer / U[±3e-3] or fan-in)",
             "input (first) / PyTorch default (= fan-in)",
+        ),
+        (
+            "critic-only updates before the actor's / pre-tanh penalty",
+            f"the variant's ({ACTOR_DELAY} with +delay, else 0 / {SATURATION_PENALTY:g} with "
+            "+penalty, else 0)",
+            "0 / none",
         ),
         ("device / torch threads", "cpu / 1", "cpu / 1"),
     ]
