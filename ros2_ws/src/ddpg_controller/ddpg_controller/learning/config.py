@@ -118,14 +118,14 @@ class DDPGConfig:
         metadata=_desc(
             "Updates after learning starts in which only the critic (and its target) trains; "
             "the actor waits until the critic has fit the replay (paper: none; 0 disables). "
-            "Default 1,000, measured at SB3's settings (bench/results/"
-            "2026-11-26-learning-actor-delay.md): an untrained critic's slope dQ/da is tiny but "
-            "of one sign on most states, and Adam turns it into full-size steps, so without the "
-            "delay the tanh actor reaches one bound on every state within ~500 updates, in every "
-            "critic layout and in SB3, and some seeds never leave it: "
-            "InvertedDoublePendulumBullet seed 0 ends at 138.9 (a constant action's return; "
-            "untrained 355.9) without the delay, 839.3 with it; InvertedPendulumBullet seed 0 "
-            "with the 'second' layout 9.1 without, 106.5 with."
+            "Why 1,000 (bench/results/2026-11-26-learning-actor-delay.md, SB3's settings, 10k "
+            "steps): an untrained critic's slope dQ/da is tiny but of one sign on most states "
+            "and Adam turns it into full-size steps, so without the delay the tanh actor reaches "
+            "a bound on every state within 500 updates, in every critic layout and in SB3, and "
+            "some seeds never leave it. InvertedDoublePendulumBullet: with the delay 751.9 ± "
+            "55.0 over seeds 0-4, none stuck; without, seeds 0-2, 518.4 with seed 1 stuck at "
+            "139.9, a constant action's return (744.2 with the delay); SB3 556.6 with seed 0 "
+            "stuck. InvertedPendulumBullet seeds 0-4: 340.9 with, 124.6 without, SB3 108.2."
         ),
     )
     actor_saturation_penalty: float = field(
@@ -134,8 +134,10 @@ class DDPGConfig:
             "Weight of mean(max(|z| - 3, 0)^2) in the actor's loss, z its pre-tanh output: keeps "
             "|mu(s)| <= tanh(3) = 0.995, where tanh still passes the critic's gradient, so an "
             "actor pushed to a bound can come back (paper: none; 0 disables). Off by default: "
-            "it also frees the two stuck seeds above (583.8 and 82.9 at weight 1) but less "
-            "well than actor_delay, and the two together were not measured."
+            "at weight 1 it frees InvertedDoublePendulumBullet seed 1 too (792.8; 139.9 "
+            "without, 744.2 with actor_delay) but scored below actor_delay on the other seeds "
+            "measured (seed 0: 583.8 against 839.3), and it does not stop the rush (100% of "
+            "states at |mu| > 0.99 500 updates in). Not measured together with actor_delay."
         ),
     )
     actor_lr: float = field(default=1e-4, metadata=_desc("Actor Adam learning rate (paper 1e-4)."))
