@@ -19,9 +19,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import rclpy
@@ -48,7 +46,7 @@ from ddpg_controller.ros_common import (
     stamp_to_ns,
 )
 from ddpg_controller.ros_params import declare_all, declare_dataclass
-from ddpg_controller.run_directory import RunDirectory, completes_despite_ctrl_c
+from ddpg_controller.run_directory import RunDirectory, completes_despite_ctrl_c, default_run_dir
 from ddpg_controller.safety import SafetyLayer, Verdict, task_safety_config
 from ddpg_controller.state_assembly import StateAssembler
 from ddpg_controller.tasks import RobotState, load_task
@@ -127,7 +125,7 @@ class DDPGControllerNode(Node):
             self.config,
             seed=self.settings["seed"],
         )
-        self.run = RunDirectory(self.settings["run_dir"] or _default_run_dir(self.task.name))
+        self.run = RunDirectory(self.settings["run_dir"] or default_run_dir(self.task.name))
         self.env_steps = 0
         self.episodes = 0
         self.schedule = TrainingSchedule(
@@ -497,10 +495,6 @@ class DDPGControllerNode(Node):
             self.save_checkpoint()
             self.get_logger().warning(self.run.incomplete_reason(self.env_steps))
         self.run.close()
-
-
-def _default_run_dir(task: str) -> Path:
-    return Path("runs") / f"{task}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
 def main(args: list[str] | None = None) -> int:

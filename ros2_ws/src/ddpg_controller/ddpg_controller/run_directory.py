@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -34,6 +35,7 @@ METRICS_COLUMNS = (
     "latency_p50_ms",
     "latency_p99_ms",
     "wall_time_s",
+    "robot",  # the fleet's robot that ran the episode; empty for a single robot
 )
 
 
@@ -124,6 +126,11 @@ class RunDirectory:
             if value is not None and math.isfinite(float(value)):
                 self._tensorboard.add_scalar(f"{row.get('kind', 'train')}/{key}", value, step)
         self._tensorboard.flush()
+
+
+def default_run_dir(task: str) -> Path:
+    """``runs/<task>-<date>-<time>``: where a node writes when no run directory is given."""
+    return Path("runs") / f"{task}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
 Params = ParamSpec("Params")

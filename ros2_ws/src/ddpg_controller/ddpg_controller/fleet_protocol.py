@@ -1,0 +1,209 @@
+"""What the fleet's actor nodes and its learner node say to each other over DDS, in one place.
+
+ROS 2 from PyPI cannot generate message packages, so the fleet speaks ``std_msgs`` with a layout
+fixed here (format ``FORMAT``); every encoder has its decoder beside it, and nothing else in the
+package reads these messages' fields.
+
+- **Transition batches** (``/fleet/transitions``, std_msgs/Float64MultiArray, reliable): one row
+  per transition, ``TRANSITION_COLUMNS`` then obs, action (env units), next obs. ``layout.dim[0]``
+  carries the batch header as JSON in its label (robot id, actor session, batch sequence number,
+  dimensions) and the row count in its size; ``layout.dim[1]`` the row width. Float64 holds every
+  integer field exactly (to 2**53).
+- **Policies** (``/fleet/policy``, Float64MultiArray, reliable + transient local depth 1, so a
+  robot that joins late gets the newest at once): ``layout.dim[0]`` is the JSON header (version,
+  fleet env steps, warm-up flag, noise settings, network layout), each further dim one named block
+  of ``data`` (the observation normaliser's mean and std, then every actor parameter flattened,
+  in ``actor.named_parameters()`` order).
+- **Episode reports** and **evaluation requests** (std_msgs/String, JSON): small and rare.
+"""
+
+from __future__ import annotations
+
+import array
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from std_msgs.msg import Float64MultiArray, MultiArrayDimension, String
+
+FORMAT = 1
+TRANSITIONS_TOPIC = "/fleet/transitions"
+POLICY_TOPIC = "/fleet/policy"
+EPISODES_TOPIC = "/fleet/episodes"
+EVALUATE_TOPIC = "/fleet/evaluate"
+
+TRANSITION_COLUMNS = (
+    "episode",
+    "step",
+    "policy_version",
+    "created_unix_s",  # wall clock at the robot: latency robot -> replay (clocks must agree)
+    "reward",
+    "terminated",
+    "truncated",
+)
+
+
+class FleetMessageError(ValueError):
+    """A fleet message that does not follow this module's layout."""
+
+
+@dataclass
+class TransitionBatch:
+    robot: str
+    session: int  # random per actor process: a restarted actor's sequence starts again
+    sequence: int  # 0, 1, 2, ... per (robot, session)
+    rows: np.ndarray  # (n, width) float64
+    obs_dim: int
+    action_dim: int
+
+    def column(self, name: str) -> np.ndarray:
+        return self.rows[:, TRANSITION_COLUMNS.index(name)]
+
+    @property
+    def obs(self) -> np.ndarray:
+        start = len(TRANSITION_COLUMNS)
+        return self.rows[:, start : start + self.obs_dim]
+
+    @property
+    def actions(self) -> np.ndarray:
+        start = len(TRANSITION_COLUMNS) + self.obs_dim
+        return self.rows[:, start : start + self.action_dim]
+
+    @property
+    def next_obs(self) -> np.ndarray:
+        return self.rows[:, len(TRANSITION_COLUMNS) + self.obs_dim + self.action_dim :]
+
+
+def transition_row(
+    episode: int,
+    step: int,
+    policy_version: int,
+    created_unix_s: float,
+    reward: float,
+    terminated: bool,
+    truncated: bool,
+    obs: np.ndarray,
+    action: np.ndarray,
+    next_obs: np.ndarray,
+) -> np.ndarray:
+    head = (episode, step, policy_version, created_unix_s, reward, terminated, truncated)
+    return np.concatenate([np.asarray(head, np.float64), obs, action, next_obs])
+
+
+def encode_transitions(batch: TransitionBatch) -> Float64MultiArray:
+    rows = np.ascontiguousarray(batch.rows, dtype=np.float64)
+    header = {
+        "format": FORMAT,
+        "robot": batch.robot,
+        "session": batch.session,
+        "sequence": batch.sequence,
+        "obs_dim": batch.obs_dim,
+        "action_dim": batch.action_dim,
+    }
+    msg = Float64MultiArray()
+    msg.layout.dim = [
+        MultiArrayDimension(label=json.dumps(header), size=rows.shape[0], stride=rows.size),
+        MultiArrayDimension(label="transition", size=rows.shape[1], stride=rows.shape[1]),
+    ]
+    msg.data = array.array("d", rows.tobytes())
+    return msg
+
+
+def decode_transitions(msg: Float64MultiArray) -> TransitionBatch:
+    try:
+        header = json.loads(msg.layout.dim[0].label)
+        count, width = msg.layout.dim[0].size, msg.layout.dim[1].size
+        obs_dim, action_dim = int(header["obs_dim"]), int(header["action_dim"])
+        batch = TransitionBatch(
+            str(header["robot"]),
+            int(header["session"]),
+            int(header["sequence"]),
+            np.frombuffer(msg.data, dtype=np.float64).reshape(count, width),
+            obs_dim,
+            action_dim,
+        )
+    except (IndexError, KeyError, TypeError, ValueError) as error:
+        raise FleetMessageError(f"not a transition batch: {error}") from None
+    if header.get("format") != FORMAT:
+        raise FleetMessageError(f"transition batch format {header.get('format')}, not {FORMAT}")
+    if width != len(TRANSITION_COLUMNS) + 2 * obs_dim + action_dim:
+        raise FleetMessageError(f"transition rows of {width} values for {obs_dim}/{action_dim}")
+    return batch
+
+
+@dataclass
+class PolicyWeights:
+    run: str  # the learner's run directory: versions count within one run
+    version: int  # the learner's update count when the policy was taken
+    env_steps: int  # transitions the learner has stored over the whole fleet
+    warmup: bool  # the learner is still collecting uniformly random actions
+    noise: dict[str, Any]  # the learner's NoiseConfig as a dict; the actors explore with it
+    noise_scale: float  # the noise schedule's multiplier at env_steps
+    actor_hidden: list[int]
+    obs_clip: float  # the observation normaliser's clip
+    blocks: dict[str, np.ndarray]  # obs_mean, obs_std, then actor parameters (flat)
+
+
+def encode_policy(policy: PolicyWeights) -> Float64MultiArray:
+    header = {
+        "format": FORMAT,
+        "run": policy.run,
+        "version": policy.version,
+        "env_steps": policy.env_steps,
+        "warmup": policy.warmup,
+        "noise": policy.noise,
+        "noise_scale": policy.noise_scale,
+        "actor_hidden": list(policy.actor_hidden),
+        "obs_clip": policy.obs_clip,
+    }
+    msg = Float64MultiArray()
+    msg.layout.dim = [MultiArrayDimension(label=json.dumps(header), size=0, stride=0)] + [
+        MultiArrayDimension(label=name, size=values.size, stride=values.size)
+        for name, values in policy.blocks.items()
+    ]
+    flat = np.concatenate([np.ravel(values) for values in policy.blocks.values()])
+    msg.data = array.array("d", flat.astype(np.float64).tobytes())
+    return msg
+
+
+def decode_policy(msg: Float64MultiArray) -> PolicyWeights:
+    try:
+        header = json.loads(msg.layout.dim[0].label)
+        data = np.frombuffer(msg.data, dtype=np.float64).copy()  # writable: torch loads from it
+        blocks, offset = {}, 0
+        for dim in msg.layout.dim[1:]:
+            blocks[dim.label] = data[offset : offset + dim.size]
+            offset += dim.size
+        if offset != data.size:
+            raise ValueError(f"{data.size} values for blocks of {offset}")
+        policy = PolicyWeights(
+            str(header["run"]),
+            int(header["version"]),
+            int(header["env_steps"]),
+            bool(header["warmup"]),
+            dict(header["noise"]),
+            float(header["noise_scale"]),
+            [int(size) for size in header["actor_hidden"]],
+            float(header["obs_clip"]),
+            blocks,
+        )
+    except (IndexError, KeyError, TypeError, ValueError) as error:
+        raise FleetMessageError(f"not a policy message: {error}") from None
+    if header.get("format") != FORMAT:
+        raise FleetMessageError(f"policy format {header.get('format')}, not {FORMAT}")
+    return policy
+
+
+def encode_json(content: dict[str, Any]) -> String:
+    return String(data=json.dumps(content))
+
+
+def decode_json(msg: String) -> dict[str, Any]:
+    try:
+        content = json.loads(msg.data)
+    except ValueError as error:
+        raise FleetMessageError(f"not JSON: {error}") from None
+    if not isinstance(content, dict):
+        raise FleetMessageError("not a JSON object")
+    return content
