@@ -5,7 +5,7 @@ learner, and lockstep fleets against today's single-robot lockstep training.
 
 Each run is ``ddpg-train --robots N --sim-mode realtime`` (the path of ``./run train --robots N``)
 with the task's parameter file and these changes, the same for every N: a deterministic
-evaluation of 10 episodes every 1,000 fleet steps, shared among all robots, training stopped at
+evaluation of 10 episodes every 2,000 fleet steps, shared among all robots, training stopped at
 the first evaluation ≥ the task's threshold (−200: "solved"). Reported per run, from the learner's
 summary.yaml: wall time to solve, env steps/s in total and per robot, policy staleness (learner
 updates between the acting policy and storage) p50/p99, transition latency robot → replay
@@ -41,7 +41,7 @@ def params_file(tmp: Path, robots: int, total_steps: int) -> Path:
     controller = document["/**/controller"]["ros__parameters"]
     controller.update(
         total_steps=total_steps,
-        eval_every_steps=1000,
+        eval_every_steps=2000,
         eval_episodes=10,
         final_eval_episodes=10,
         checkpoint_every_steps=0,

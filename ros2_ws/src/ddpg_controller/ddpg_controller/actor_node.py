@@ -4,14 +4,16 @@ State in: ``joint_states`` and the task's signal topics (in the robot's namespac
 controller node. Command out: ``<controller_name>/commands`` through the safety layer of deploy
 in real time (in lockstep the simulator is the robot and commands stay the gym env's). Actions:
 uniformly random while the learner says it is warming up, then μ(s) + the learner's exploration
-noise, μ(s) alone in evaluation episodes (which the learner asks for on ``/fleet/evaluate``); the
-safe hold command until a first policy has arrived. Each transition (s, a, r, s′, terminated,
-truncated, the policy version that acted, episode, step) joins a batch that goes to the learner on
-``/fleet/transitions`` every ``send_period`` s. The control path never waits for the learner or
-the network: batches queue (at most ``max_queued_batches``, the oldest dropped and counted) while
-no learner is listening, and go out when one is back. Policies of another network layout, or
-older than the one in use, are refused and counted. Counters go to the learner with every
-episode report (``/fleet/episodes``). Message layouts: :mod:`ddpg_controller.fleet_protocol`.
+noise, μ(s) alone in evaluation episodes (which the learner asks for on ``/fleet/evaluate``, and
+which run one policy: a newer one waits for their end); the safe hold command until a first
+policy has arrived. Each transition (s, a, r, s′, terminated, truncated, the policy version that
+acted, episode, step) joins a batch that goes to the learner on ``/fleet/transitions`` every
+``send_period`` s. The control path never waits for the learner or the network: batches are kept
+until the learner acknowledges them (at most ``max_queued_batches``, the oldest dropped and
+counted), and the unacknowledged ones go again when a learner (re)appears. Policies of another
+network layout, or older than the one in use, are refused and counted. Counters go to the learner
+with every episode report (``/fleet/episodes``). Message layouts:
+:mod:`ddpg_controller.fleet_protocol`.
 """
 
 from __future__ import annotations
@@ -37,10 +39,12 @@ from ddpg_controller.fleet_protocol import (
     EPISODES_TOPIC,
     EVALUATE_TOPIC,
     POLICY_TOPIC,
+    STORED_TOPIC,
     TRANSITIONS_TOPIC,
     FleetMessageError,
     PolicyWeights,
     TransitionBatch,
+    actor_key,
     decode_json,
     decode_policy,
     encode_json,
@@ -78,7 +82,11 @@ PARAMETERS = {
     ),
     "seed": (0, "Seed of this robot's exploration noise and warm-up actions."),
     "send_period": (0.1, "Seconds between transition batches sent to the learner."),
-    "max_queued_batches": (3000, "Batches held while no learner listens; older ones are dropped."),
+    "max_queued_batches": (
+        3000,
+        "Batches kept until the learner acknowledges them (while none listens, say); beyond it "
+        "the oldest are dropped and counted.",
+    ),
 }
 
 
@@ -126,8 +134,10 @@ class FleetActorNode(Node):
             "nonfinite_states": 0,
         }
         self.outbox: list[np.ndarray] = []
-        self.queue: deque[TransitionBatch] = deque()
-        self.sequence = 0
+        self.queue: deque[TransitionBatch] = deque()  # sent or not, until acknowledged
+        self.sequence = 0  # of the next batch
+        self.sent_upto = -1  # the last batch sent to the learner there is now
+        self.learner_listening = False
 
         self.last: _Acted | None = None
         self.episode = 0
@@ -149,6 +159,7 @@ class FleetActorNode(Node):
         self.report_publisher = self.create_publisher(String, EPISODES_TOPIC, REPORT_QOS)
         self.create_subscription(Float64MultiArray, POLICY_TOPIC, self._on_policy, POLICY_QOS)
         self.create_subscription(String, EVALUATE_TOPIC, self._on_evaluate, REPORT_QOS)
+        self.create_subscription(String, STORED_TOPIC, self._on_stored, REPORT_QOS)
         for name in self.task.signal_names:
             self.create_subscription(PointStamped, name, partial(self._on_signal, name), STATE_QOS)
         self.create_subscription(JointState, "joint_states", self._on_joint_states, STATE_QOS)
@@ -216,6 +227,14 @@ class FleetActorNode(Node):
         if request.get("robot") == self.robot and request.get("id") not in self.answered:
             self.answered.add(request["id"])
             self.evaluation_requests.append(request)
+
+    def _on_stored(self, msg: String) -> None:
+        try:
+            stored = decode_json(msg).get(actor_key(self.robot, self.session), -1)
+        except FleetMessageError:
+            return
+        while self.queue and self.queue[0].sequence <= stored:
+            self.queue.popleft()
 
     # ---- episodes ------------------------------------------------------------------------------
     def _start(self) -> None:
@@ -373,30 +392,37 @@ class FleetActorNode(Node):
 
     # ---- to the learner ------------------------------------------------------------------------
     def _send(self) -> None:
-        """Batch the new transitions; send what is queued while a learner listens."""
+        """Batch the new transitions; send them while a learner listens. A learner that
+        (re)appears gets every batch it has not acknowledged, so nothing is lost across its
+        restart; it stores each batch once."""
         if self.outbox:
             rows = np.stack(self.outbox)
             self.outbox = []
-            self.queue.append(
-                TransitionBatch(
-                    self.robot,
-                    self.session,
-                    self.sequence,
-                    rows,
-                    self.task.observation_dim,
-                    self.task.action_dim,
-                )
+            batch = TransitionBatch(
+                self.robot,
+                self.session,
+                self.sequence,
+                rows,
+                self.task.observation_dim,
+                self.task.action_dim,
             )
+            self.queue.append(batch)
             self.sequence += 1
             while len(self.queue) > self.settings["max_queued_batches"]:
                 dropped = self.queue.popleft()
                 self.counters["batches_dropped"] += 1
                 self.counters["transitions_dropped"] += len(dropped.rows)
-        if self.transition_publisher.get_subscription_count() == 0:
+        listening = self.transition_publisher.get_subscription_count() > 0
+        if listening and not self.learner_listening:
+            self.sent_upto = -1  # a learner is back: everything unacknowledged goes again
+        self.learner_listening = listening
+        if not listening:
             return  # no learner: hold the batches until one is back
-        while self.queue:
-            self.transition_publisher.publish(encode_transitions(self.queue.popleft()))
-            self.counters["batches_sent"] += 1
+        for batch in self.queue:
+            if batch.sequence > self.sent_upto:
+                self.transition_publisher.publish(encode_transitions(batch))
+                self.counters["batches_sent"] += 1
+        self.sent_upto = self.sequence - 1
 
     def close(self) -> None:
         self.get_logger().info(f"actor {self.robot}: {self.counters}")

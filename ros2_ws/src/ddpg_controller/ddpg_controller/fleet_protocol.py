@@ -14,6 +14,9 @@ package reads these messages' fields.
   fleet env steps, warm-up flag, noise settings, network layout), each further dim one named block
   of ``data`` (the observation normaliser's mean and std, then every actor parameter flattened,
   in ``actor.named_parameters()`` order).
+- **Stored acknowledgements** (``/fleet/stored``, std_msgs/String, JSON ``{"<robot>/<session>":
+  last batch stored}``, twice a second): an actor keeps each batch until it is acknowledged and
+  sends the unacknowledged ones again when a learner (re)appears, which stores each once.
 - **Episode reports** and **evaluation requests** (std_msgs/String, JSON): small and rare.
 """
 
@@ -32,6 +35,7 @@ TRANSITIONS_TOPIC = "/fleet/transitions"
 POLICY_TOPIC = "/fleet/policy"
 EPISODES_TOPIC = "/fleet/episodes"
 EVALUATE_TOPIC = "/fleet/evaluate"
+STORED_TOPIC = "/fleet/stored"
 
 TRANSITION_COLUMNS = (
     "episode",
@@ -73,6 +77,11 @@ class TransitionBatch:
     @property
     def next_obs(self) -> np.ndarray:
         return self.rows[:, len(TRANSITION_COLUMNS) + self.obs_dim + self.action_dim :]
+
+
+def actor_key(robot: str, session: int) -> str:
+    """How the learner's sequence table and the acknowledgements name one actor process."""
+    return f"{robot}/{session}"
 
 
 def transition_row(

@@ -34,9 +34,11 @@ from ddpg_controller.fleet_protocol import (
     EPISODES_TOPIC,
     EVALUATE_TOPIC,
     POLICY_TOPIC,
+    STORED_TOPIC,
     TRANSITIONS_TOPIC,
     FleetMessageError,
     PolicyWeights,
+    actor_key,
     decode_json,
     decode_transitions,
     encode_json,
@@ -126,7 +128,7 @@ class FleetLearnerNode(Node):
         )
         self.env_steps = 0
         self.episodes = 0
-        self.sequences: dict[str, int] = {}  # "<robot>/<session>" -> last batch stored
+        self.sequences: dict[str, int] = {}  # actor_key -> last batch stored (acknowledged)
         self.counters: dict[str, int] = defaultdict(int)
         self.steps_by_robot: dict[str, int] = defaultdict(int)
         self.actor_counters: dict[str, dict[str, int]] = {}  # the newest each robot reported
@@ -145,6 +147,7 @@ class FleetLearnerNode(Node):
 
         self.policy_publisher = self.create_publisher(Float64MultiArray, POLICY_TOPIC, POLICY_QOS)
         self.evaluate_publisher = self.create_publisher(String, EVALUATE_TOPIC, REPORT_QOS)
+        self.stored_publisher = self.create_publisher(String, STORED_TOPIC, REPORT_QOS)
         self.create_subscription(
             Float64MultiArray, TRANSITIONS_TOPIC, self._on_transitions, TRANSITION_QOS
         )
@@ -160,6 +163,7 @@ class FleetLearnerNode(Node):
         if self.env_steps == 0 and self.settings["eval_every_steps"]:
             self._begin_evaluation(self.settings["eval_episodes"])  # the untrained policy
         self.create_timer(1.0, self._resend_evaluation)
+        self.create_timer(0.5, lambda: self.stored_publisher.publish(encode_json(self.sequences)))
         self.learner.start()
         self.get_logger().info(
             f"fleet learner for {self.task.name}: run dir {self.run.path}, device "
@@ -215,7 +219,7 @@ class FleetLearnerNode(Node):
                 throttle_duration_sec=1.0,
             )
             return
-        key = f"{batch.robot}/{batch.session}"
+        key = actor_key(batch.robot, batch.session)
         last = self.sequences.get(key, -1)
         if batch.sequence <= last:
             self.counters["batches_duplicate_or_late"] += 1  # stored already, or older than one
