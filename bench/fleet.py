@@ -4,19 +4,23 @@ learner, and lockstep fleets against today's single-robot lockstep training.
 ``python -m bench fleet [--robots 1,2,4,8] [--seeds 3] [--quick]``
 
 Each run is ``ddpg-train --robots N --sim-mode realtime`` (the path of ``./run train --robots N``)
-with the task's parameter file and these changes, the same for every N: a deterministic
-evaluation of 10 episodes every 2,000 fleet steps, shared among all robots, training stopped at
-the first evaluation ≥ the task's threshold (−200: "solved"). Reported per run, from the learner's
-summary.yaml: wall time to solve, env steps/s in total and per robot, policy staleness (learner
-updates between the acting policy and storage) p50/p99, transition latency robot → replay
-p50/p99, DDS payload bytes/s (transitions + policies), and per process kind the CPU share and the
-peak resident memory sampled from /proc every second. Writes bench/results/<tag>-fleet.{json,md}.
+with the task's parameter file (no evaluations on the robots, no checkpoints). The benchmark
+listens to the policies the learner publishes and evaluates the newest every 1,000 fleet steps
+in-process (``PolicyJudge``: 10 deterministic episodes, the same start states for every run); the
+wall time to solve is the time from the start of ``ddpg-train`` to the publication of the first
+policy whose evaluation is ≥ −200, and the run is stopped there. Reported per run, from the
+learner's summary.yaml: env steps/s in total and per robot, policy staleness (learner updates
+between the acting policy and storage) p50/p99, transition latency robot → replay p50/p99, DDS
+payload bytes/s (transitions + policies), and per process kind the CPU share and the peak resident
+memory sampled from /proc every second. Lockstep: a fixed budget, N robots against today's
+single-robot controller. Writes bench/results/<tag>-fleet.{json,md}.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -26,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from std_msgs.msg import Float64MultiArray
 
 from bench import common
 
@@ -34,24 +39,86 @@ PACKAGE_CONFIG = (
 )
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+EVALUATE_EVERY = 1000  # fleet env steps between in-process evaluations of the newest policy
 
 
-def params_file(tmp: Path, robots: int, total_steps: int) -> Path:
+def params_file(tmp: Path, robots: int, total_steps: int, evaluate_on_robots: bool) -> Path:
     document = yaml.safe_load(PACKAGE_CONFIG.read_text())
     controller = document["/**/controller"]["ros__parameters"]
     controller.update(
         total_steps=total_steps,
-        eval_every_steps=2000,
+        eval_every_steps=2000 if evaluate_on_robots else 0,
         eval_episodes=10,
-        final_eval_episodes=10,
+        final_eval_episodes=10 if evaluate_on_robots else 1,
         checkpoint_every_steps=0,
         save_replay=False,
-        stop_when_solved=True,
         evaluators=[f"robot_{k}" for k in range(robots)],
     )
     path = tmp / f"fleet-{robots}.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     return path
+
+
+class PolicyJudge:
+    """Evaluates the fleet's published policies in-process, as they come: every
+    ``EVALUATE_EVERY`` fleet steps, 10 deterministic episodes of the task's gym env (start states
+    from seeds 1000..1009, the same for every run). The robots lose no time to evaluations, so
+    the wall time to solve measures learning alone, alike for every fleet size."""
+
+    def __init__(self, task_name: str) -> None:
+        import rclpy
+
+        from ddpg_controller.fleet_protocol import POLICY_TOPIC
+        from ddpg_controller.learner_node import POLICY_QOS
+        from ddpg_controller.sim.envs import RobotEnv
+        from ddpg_controller.tasks import load_task
+
+        self.task = load_task(task_name)
+        self.env = RobotEnv(self.task)
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(f"bench_fleet_{os.getpid()}", context=self.context)
+        self.executor = rclpy.executors.SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.node.create_subscription(Float64MultiArray, POLICY_TOPIC, self._on_policy, POLICY_QOS)
+        self.reset()
+
+    def reset(self) -> None:
+        self.candidate: tuple[float, Any] | None = None
+        self.next_mark = EVALUATE_EVERY
+        self.history: list[dict[str, float]] = []
+        self.started = time.monotonic()
+
+    def _on_policy(self, msg: Float64MultiArray) -> None:
+        from ddpg_controller.fleet_protocol import decode_policy
+
+        weights = decode_policy(msg)
+        if weights.env_steps >= self.next_mark and not weights.warmup:
+            self.candidate = (time.monotonic() - self.started, weights)
+            self.next_mark = (weights.env_steps // EVALUATE_EVERY + 1) * EVALUATE_EVERY
+
+    def poll(self) -> float | None:
+        """Spin a little; evaluate a new candidate; its time (s) when it solves the task."""
+        self.executor.spin_once(timeout_sec=0.2)
+        if self.candidate is None:
+            return None
+        from ddpg_controller.actor_node import acting_policy_for, load_weights
+        from ddpg_controller.learning.training import evaluate
+
+        at, weights = self.candidate
+        self.candidate = None
+        policy = acting_policy_for(weights, self.task)
+        assert not load_weights(policy, weights)
+        mean = statistics.mean(evaluate(policy, self.env, 10, seed=1000))
+        self.history.append({"wall_s": at, "env_steps": weights.env_steps, "return": mean})
+        return at if mean >= self.task.solved_threshold else None
+
+    def close(self) -> None:
+        import rclpy
+
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.context)
 
 
 def _descendants(pid: int) -> list[int]:
@@ -115,52 +182,57 @@ class ProcessSampler:
         return out
 
 
-def train(args: list[str], run_dir: Path, timeout: float) -> dict[str, Any]:
-    """One ``ddpg-train`` run; its summary plus per-process CPU and memory."""
-    env = {**os.environ, "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
-    env.pop("ROS_DOMAIN_ID", None)  # ddpg-train claims a free domain: runs never mix
+def train(
+    args: list[str], run_dir: Path, timeout: float, judge: PolicyJudge | None = None
+) -> dict[str, Any]:
+    """One ``ddpg-train`` run; its summary plus per-process CPU and memory. With a ``judge``
+    the run is stopped (Ctrl-C: the learner checkpoints and writes its summary) once a policy
+    it publishes solves the task."""
     started = time.monotonic()
     command = [sys.executable, "-m", "ddpg_controller.train_cli", *args, "--quiet"]
     process = subprocess.Popen(
         [*command, "--run-dir", str(run_dir)],
-        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     sampler = ProcessSampler(process.pid)
+    solved_at = None
+    if judge is not None:
+        judge.reset()
+    last_sample = 0.0
     while process.poll() is None:
-        sampler.sample()
-        if time.monotonic() - started > timeout:
-            process.send_signal(2)
+        if time.monotonic() - last_sample >= 1.0:
+            sampler.sample()
+            last_sample = time.monotonic()
+        if judge is not None:
+            solved_at = judge.poll()
+        else:
+            time.sleep(0.2)
+        if solved_at is not None or time.monotonic() - started > timeout:
+            os.killpg(process.pid, signal.SIGINT)
             process.wait(120)
             break
-        time.sleep(1.0)
     wall = time.monotonic() - started
     summary_path = run_dir / "summary.yaml"
     summary = yaml.safe_load(summary_path.read_text()) if summary_path.exists() else {}
-    return {
-        "returncode": process.returncode,
-        "wall_s": wall,
-        **summary,
-        "processes": sampler.by_kind(wall),
-    }
+    result = {"returncode": process.returncode, "wall_s": wall, **summary}
+    result["processes"] = sampler.by_kind(wall)
+    if judge is not None:
+        result.update(solved=solved_at is not None, time_to_solve_s=solved_at)
+        result["judged"] = judge.history
+    return result
 
 
-def fleet_run(tmp: Path, robots: int, seed: int, total_steps: int, mode: str) -> dict[str, Any]:
-    config = params_file(tmp, robots, total_steps)
+def fleet_run(
+    tmp: Path, robots: int, seed: int, total_steps: int, mode: str, judge: PolicyJudge | None
+) -> dict[str, Any]:
+    config = params_file(tmp, robots, total_steps, evaluate_on_robots=judge is None)
     run_dir = tmp / f"{mode}-{robots}-s{seed}"
-    args = [
-        "--robots",
-        str(robots),
-        "--sim-mode",
-        mode,
-        "--seed",
-        str(seed),
-        "--config",
-        str(config),
-    ]
-    timeout = 60 + 3 * total_steps / (20 * robots) if mode == "realtime" else 1800
-    result = train(args, run_dir, timeout)
+    args = ["--robots", str(robots), "--sim-mode", mode, "--seed", str(seed)]
+    args += ["--config", str(config)]
+    timeout = 60 + 1.5 * total_steps / (20 * robots) if mode == "realtime" else 1800
+    result = train(args, run_dir, timeout, judge)
     counters = result.get("learner_counters", {})
     wall = result.get("wall_time_s") or result["wall_s"]
     result.update(
@@ -173,7 +245,7 @@ def fleet_run(tmp: Path, robots: int, seed: int, total_steps: int, mode: str) ->
     )
     print(
         f"[fleet] {mode} {robots} robots seed {seed}: solved={result.get('solved')} "
-        f"in {wall:.0f} s, {result.get('env_steps')} steps, "
+        f"at {result.get('time_to_solve_s')} s, {result.get('env_steps')} steps, "
         f"{result.get('env_steps_per_s', 0):.1f} steps/s",
         flush=True,
     )
@@ -182,7 +254,7 @@ def fleet_run(tmp: Path, robots: int, seed: int, total_steps: int, mode: str) ->
 
 def single_robot_lockstep(tmp: Path, seed: int, total_steps: int) -> dict[str, Any]:
     """Today's controller: sim + controller node, lockstep, the same parameter file."""
-    config = params_file(tmp, 1, total_steps)
+    config = params_file(tmp, 1, total_steps, evaluate_on_robots=True)
     run_dir = tmp / f"controller-lockstep-s{seed}"
     result = train(["--seed", str(seed), "--config", str(config)], run_dir, 1800)
     result.update(robots=1, seed=seed, mode="controller-lockstep")
@@ -193,17 +265,24 @@ def single_robot_lockstep(tmp: Path, seed: int, total_steps: int) -> dict[str, A
 
 
 def run(robot_counts: list[int], seeds: list[int], quick: bool, lockstep_robots: list[int]) -> dict:
-    total = 2_000 if quick else 20_000
+    from ddpg_controller.ros_common import claim_free_domain_id
+
+    # One DDS domain for the benchmark and its runs (one after another), nobody else's.
+    os.environ["ROS_DOMAIN_ID"] = str(claim_free_domain_id())
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    total = 2_000 if quick else 30_000
     runs: list[dict[str, Any]] = []
+    judge = PolicyJudge("pendulum")
     with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp_name:
         tmp = Path(tmp_name)
         for seed in seeds:
             for robots in robot_counts:
-                runs.append(fleet_run(tmp, robots, seed, total, "realtime"))
+                runs.append(fleet_run(tmp, robots, seed, total, "realtime", judge))
         lockstep_steps = 1_000 if quick else 3_000
         runs.append(single_robot_lockstep(tmp, seeds[0], lockstep_steps))
         for robots in lockstep_robots:
-            runs.append(fleet_run(tmp, robots, seeds[0], lockstep_steps, "lockstep"))
+            runs.append(fleet_run(tmp, robots, seeds[0], lockstep_steps, "lockstep", None))
+    judge.close()
     return {"runs": runs, "machine": common.machine_info()}
 
 
@@ -215,25 +294,31 @@ def _mean(values: list[float]) -> str:
     return f"{mean:.0f} ± {std:.0f}" if len(values) > 1 else f"{mean:.1f}"
 
 
+def _solve_steps(run: dict[str, Any]) -> int | None:
+    solved = [j for j in run.get("judged", []) if j["wall_s"] == run.get("time_to_solve_s")]
+    return solved[0]["env_steps"] if solved else None
+
+
 def report(data: dict[str, Any]) -> str:
     runs = [r for r in data["runs"] if r["mode"] == "realtime"]
     lines = [
         "# Fleet scaling: pendulum, sims in real time (20 Hz), one learner",
         "",
-        "| robots | seed | solved | wall time to solve (s) | env steps | env steps/s (total / per "
-        "robot) | staleness p50/p99 (updates) | transition latency p50/p99 (ms) | DDS kB/s | "
-        "updates dropped |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| robots | seed | solved | wall time to solve (s) | fleet env steps at solve | "
+        "env steps/s (total / per robot) | staleness p50/p99 (updates) | "
+        "transition latency p50/p99 (ms) | DDS kB/s | updates per env step | updates dropped |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
+        solve = r.get("time_to_solve_s")
         lines.append(
-            f"| {r['robots']} | {r['seed']} | {r.get('solved')} | {r.get('wall_time_s', 0):.0f} | "
-            f"{r.get('env_steps')} | {r.get('env_steps_per_s', 0):.1f} / "
-            f"{r.get('env_steps_per_s_per_robot', 0):.1f} | "
+            f"| {r['robots']} | {r['seed']} | {r.get('solved')} | "
+            f"{'-' if solve is None else f'{solve:.0f}'} | {_solve_steps(r) or '-'} | "
+            f"{r.get('env_steps_per_s', 0):.1f} / {r.get('env_steps_per_s_per_robot', 0):.1f} | "
             f"{r.get('policy_staleness_updates_p50')} / {r.get('policy_staleness_updates_p99')} | "
-            f"{r.get('transition_latency_p50_ms', 0):.0f} / "
-            f"{r.get('transition_latency_p99_ms', 0):.0f} | {r['dds_bytes_per_s'] / 1e3:.0f} | "
-            f"{r.get('updates_dropped')} |"
+            f"{r.get('transition_latency_p50_ms') or 0:.0f} / "
+            f"{r.get('transition_latency_p99_ms') or 0:.0f} | {r['dds_bytes_per_s'] / 1e3:.0f} | "
+            f"{r.get('updates_per_env_step', 0):.2f} | {r.get('updates_dropped')} |"
         )
     counts = sorted({r["robots"] for r in runs})
     lines += [
@@ -241,9 +326,9 @@ def report(data: dict[str, Any]) -> str:
         "| robots | solved | wall time to solve, mean ± std (s) | ratio to 1 robot |",
         "|---|---|---|---|",
     ]
-    base = [r["wall_time_s"] for r in runs if r["robots"] == 1 and r.get("solved")]
+    base = [r["time_to_solve_s"] for r in runs if r["robots"] == 1 and r.get("solved")]
     for n in counts:
-        times = [r["wall_time_s"] for r in runs if r["robots"] == n and r.get("solved")]
+        times = [r["time_to_solve_s"] for r in runs if r["robots"] == n and r.get("solved")]
         solved = f"{len(times)}/{sum(r['robots'] == n for r in runs)}"
         ratio = f"{statistics.mean(times) / statistics.mean(base):.2f}" if times and base else "-"
         lines.append(f"| {n} | {solved} | {_mean(times)} | {ratio} |")

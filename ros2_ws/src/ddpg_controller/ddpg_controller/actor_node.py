@@ -68,7 +68,7 @@ from ddpg_controller.ros_common import (
 from ddpg_controller.ros_params import declare_all
 from ddpg_controller.safety import SafetyLayer, Verdict, task_safety_config
 from ddpg_controller.state_assembly import StateAssembler
-from ddpg_controller.tasks import RobotState, load_task
+from ddpg_controller.tasks import RobotState, Task, load_task
 
 PARAMETERS = {
     "task": ("pendulum", "Built-in task: observation, reward and bounds (as the learner's)."),
@@ -88,6 +88,31 @@ PARAMETERS = {
         "the oldest are dropped and counted.",
     ),
 }
+
+
+def acting_policy_for(weights: PolicyWeights, task: Task) -> ActingPolicy:
+    """A CPU policy with the network layout ``weights`` announce (not loaded yet)."""
+    actor = Actor(task.observation_dim, task.action_dim, weights.actor_hidden)
+    normalizer = FrozenNormalizer.identity(task.observation_dim)
+    return ActingPolicy(actor, normalizer, np.array(task.action_low), np.array(task.action_high))
+
+
+def load_weights(policy: ActingPolicy, weights: PolicyWeights) -> str:
+    """Load ``weights`` into ``policy``; or leave it and say why not ("" when loaded)."""
+    obs_dim = policy.obs_dim
+    shapes = {"obs_mean": (obs_dim,), "obs_std": (obs_dim,)} | policy.parameter_shapes
+    needed = {name: int(np.prod(shape)) for name, shape in shapes.items()}
+    given = {name: block.size for name, block in weights.blocks.items()}
+    if given != needed:
+        return f"blocks {given}, this policy needs {needed}"
+    blocks = weights.blocks
+    parameters = [
+        torch.from_numpy(blocks[name].astype(np.float32).reshape(shape))
+        for name, shape in policy.parameter_shapes.items()
+    ]
+    normalizer = FrozenNormalizer(blocks["obs_mean"], blocks["obs_std"], weights.obs_clip)
+    policy.load(parameters, normalizer)
+    return ""
 
 
 @dataclass
@@ -189,33 +214,17 @@ class FleetActorNode(Node):
             self.counters["policies_refused_stale"] += 1
             return
         if self.policy is None:
-            actor = Actor(self.task.observation_dim, self.task.action_dim, weights.actor_hidden)
-            normalizer = FrozenNormalizer.identity(self.task.observation_dim)
-            self.policy = ActingPolicy(
-                actor, normalizer, self.task.action_low, self.task.action_high
-            )
+            self.policy = acting_policy_for(weights, self.task)
             self.noise = make_noise(
                 NoiseConfig(**weights.noise), self.task.action_dim, self.settings["seed"]
             )
-        shapes = {"obs_mean": (self.task.observation_dim,), "obs_std": (self.task.observation_dim,)}
-        shapes |= self.policy.parameter_shapes
-        sizes = {name: int(np.prod(shape)) for name, shape in shapes.items()}
-        if {name: block.size for name, block in weights.blocks.items()} != sizes:
+        mismatch = load_weights(self.policy, weights)
+        if mismatch:
             self.counters["policies_refused_shape"] += 1
             self.get_logger().error(
-                f"policy {weights.version} refused: blocks "
-                f"{ {n: b.size for n, b in weights.blocks.items()} }, this actor needs {sizes}",
-                throttle_duration_sec=1.0,
+                f"policy {weights.version} refused: {mismatch}", throttle_duration_sec=1.0
             )
             return
-        blocks = weights.blocks
-        parameters = [
-            torch.from_numpy(blocks[name].astype(np.float32).reshape(shape))
-            for name, shape in self.policy.parameter_shapes.items()
-        ]
-        self.policy.load(
-            parameters, FrozenNormalizer(blocks["obs_mean"], blocks["obs_std"], weights.obs_clip)
-        )
         self.weights = weights
         self.counters["policies_loaded"] += 1
 

@@ -407,6 +407,7 @@ class FleetLearnerNode(Node):
             "solved_threshold": self.task.solved_threshold,
             "solved": final_eval_return is not None
             and final_eval_return >= self.task.solved_threshold,
+            "complete": final_eval_return is not None,  # false: stopped before its end
             "wall_time_s": wall,
             "env_steps_per_s": self.env_steps / wall,
             "policy_staleness_updates_p50": _percentile(self.staleness, 50),
@@ -441,6 +442,7 @@ class FleetLearnerNode(Node):
         if not self.done:
             self.learner.stop()
             self.save_checkpoint()
+            self.run.write_summary(self.summary(None))  # the counters so far
             self.get_logger().warning(self.run.incomplete_reason(self.env_steps))
         self.run.close()
 

@@ -264,7 +264,7 @@ def _report(run_dir: Path, learner: NodeProcess, code: int) -> int:
     summary = run_dir / "summary.yaml"
     if code == 0 and summary.exists():
         print(summary.read_text(), end="")
-        return 0
+        return 0 if yaml.safe_load(summary.read_text()).get("complete", True) else 1
     print(learner.output()[-3000:], file=sys.stderr)
     print(f"[ddpg-train] {learner.args[0]} exited with {code}; see {run_dir}", file=sys.stderr)
     return code or 1
