@@ -83,7 +83,9 @@ class PolicyJudge:
         self.node.create_subscription(Float64MultiArray, POLICY_TOPIC, self._on_policy, POLICY_QOS)
         self.reset()
 
-    def reset(self) -> None:
+    def reset(self, run_dir: Path | None = None) -> None:
+        """Judge the run that writes ``run_dir`` (a policy names its learner's run directory)."""
+        self.run = str(run_dir.resolve()) if run_dir is not None else None
         self.candidate: tuple[float, Any] | None = None
         self.next_mark = EVALUATE_EVERY
         self.history: list[dict[str, float]] = []
@@ -93,6 +95,8 @@ class PolicyJudge:
         from ddpg_controller.fleet_protocol import decode_policy
 
         weights = decode_policy(msg)
+        if weights.run != self.run:
+            return  # the last run's, still in the queue
         if weights.env_steps >= self.next_mark and not weights.warmup:
             self.candidate = (time.monotonic() - self.started, weights)
             self.next_mark = (weights.env_steps // EVALUATE_EVERY + 1) * EVALUATE_EVERY
@@ -199,7 +203,7 @@ def train(
     sampler = ProcessSampler(process.pid)
     solved_at = None
     if judge is not None:
-        judge.reset()
+        judge.reset(run_dir)
     last_sample = 0.0
     while process.poll() is None:
         if time.monotonic() - last_sample >= 1.0:
@@ -245,7 +249,7 @@ def fleet_run(
     )
     print(
         f"[fleet] {mode} {robots} robots seed {seed}: solved={result.get('solved')} "
-        f"at {result.get('time_to_solve_s')} s, {result.get('env_steps')} steps, "
+        f"at {result.get('time_to_solve_s')} s, {_solve_steps(result)} steps, "
         f"{result.get('env_steps_per_s', 0):.1f} steps/s",
         flush=True,
     )

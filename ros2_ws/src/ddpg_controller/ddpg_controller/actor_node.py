@@ -116,6 +116,17 @@ def load_weights(policy: ActingPolicy, weights: PolicyWeights) -> str:
 
 
 @dataclass
+class _Pending:
+    """A state to act on."""
+
+    stamp_ns: int
+    state: RobotState
+    observation: np.ndarray
+    previous_action: np.ndarray
+    exploring: bool
+
+
+@dataclass
 class _Acted:
     """The last state this actor acted on, and how."""
 
@@ -174,6 +185,8 @@ class FleetActorNode(Node):
         self.evaluation: dict | None = None  # the request whose episodes run now
         self.answered: set[int] = set()
         self.held_policy: Float64MultiArray | None = None
+        self.waiting: _Pending | None = None  # lockstep: a state held for the learner
+        self.steps_on_policy = 0
 
         self.command_publisher = self.create_publisher(
             Float64MultiArray, f"{controller}/commands", COMMAND_QOS
@@ -210,7 +223,7 @@ class FleetActorNode(Node):
             self.get_logger().error(str(error), throttle_duration_sec=1.0)
             return
         same_run = self.weights is not None and weights.run == self.weights.run
-        if same_run and weights.version <= self.weights.version:
+        if same_run and weights.version < self.weights.version:
             self.counters["policies_refused_stale"] += 1
             return
         if self.policy is None:
@@ -226,7 +239,11 @@ class FleetActorNode(Node):
             )
             return
         self.weights = weights
+        self.steps_on_policy = 0  # actions taken on this policy (lockstep allowance)
         self.counters["policies_loaded"] += 1
+        waiting, self.waiting = self.waiting, None
+        if waiting is not None:
+            self._act(waiting)
 
     def _on_evaluate(self, msg: String) -> None:
         try:
@@ -334,18 +351,39 @@ class FleetActorNode(Node):
         if self.policy is None:
             self._publish(self.task.hold_command(state), stamp_ns, state)  # no policy yet
             return
-        version = self.weights.version
-        if exploring and self.weights.warmup:
+        self._act(_Pending(stamp_ns, state, observation, previous_action, exploring))
+
+    def _act(self, pending: _Pending) -> None:
+        """μ(s) (+ noise while exploring; uniform while the learner warms up) to the robot. In
+        lockstep a training step waits once this robot has taken the steps the policy allows, for
+        a newer one (the simulator waits too), unless no learner is there to send one."""
+        allowed = self.weights.steps_per_robot
+        waits = (
+            self.settings["lockstep"] and pending.exploring and 0 <= allowed <= self.steps_on_policy
+        )
+        if waits and self.learner_listening:
+            self.waiting = pending
+            return
+        observation = pending.observation
+        if pending.exploring and self.weights.warmup:
             action = self.rng.uniform(self.task.action_low, self.task.action_high)
         else:
             action = self.policy(observation)
-            if exploring and self.noise is not None:
+            if pending.exploring and self.noise is not None:
                 span = self.task.action_high - self.task.action_low
                 unit = 2.0 * (action - self.task.action_low) / span - 1.0
                 unit = np.clip(unit + self.weights.noise_scale * self.noise(), -1.0, 1.0)
                 action = self.task.action_low + (unit + 1.0) * 0.5 * span
-        self.last = _Acted(stamp_ns, state, observation, action, previous_action, version)
-        self._publish(self.task.command(action, state), stamp_ns, state)
+        self.steps_on_policy += pending.exploring  # evaluation steps add no transition
+        self.last = _Acted(
+            pending.stamp_ns,
+            pending.state,
+            observation,
+            action,
+            pending.previous_action,
+            self.weights.version,
+        )
+        self._publish(self.task.command(action, pending.state), pending.stamp_ns, pending.state)
 
     def _close_transition(
         self, state: RobotState, observation: np.ndarray, exploring: bool
@@ -426,6 +464,9 @@ class FleetActorNode(Node):
             self.sent_upto = -1  # a learner is back: everything unacknowledged goes again
         self.learner_listening = listening
         if not listening:
+            if self.waiting is not None:  # it was waiting for a learner that has gone
+                waiting, self.waiting = self.waiting, None
+                self._act(waiting)
             return  # no learner: hold the batches until one is back
         for batch in self.queue:
             if batch.sequence > self.sent_upto:

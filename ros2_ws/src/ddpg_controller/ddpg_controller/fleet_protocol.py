@@ -147,6 +147,7 @@ class PolicyWeights:
     version: int  # the learner's update count when the policy was taken
     env_steps: int  # transitions the learner has stored over the whole fleet
     warmup: bool  # the learner is still collecting uniformly random actions
+    steps_per_robot: int  # lockstep: steps each robot may take on this policy; -1: no limit
     noise: dict[str, Any]  # the learner's NoiseConfig as a dict; the actors explore with it
     noise_scale: float  # the noise schedule's multiplier at env_steps
     actor_hidden: list[int]
@@ -161,6 +162,7 @@ def encode_policy(policy: PolicyWeights) -> Float64MultiArray:
         "version": policy.version,
         "env_steps": policy.env_steps,
         "warmup": policy.warmup,
+        "steps_per_robot": policy.steps_per_robot,
         "noise": policy.noise,
         "noise_scale": policy.noise_scale,
         "actor_hidden": list(policy.actor_hidden),
@@ -191,6 +193,7 @@ def decode_policy(msg: Float64MultiArray) -> PolicyWeights:
             int(header["version"]),
             int(header["env_steps"]),
             bool(header["warmup"]),
+            int(header["steps_per_robot"]),
             dict(header["noise"]),
             float(header["noise_scale"]),
             [int(size) for size in header["actor_hidden"]],

@@ -5,7 +5,7 @@ this node stores them (each batch once and in order per actor, never a non-finit
 the ``BackgroundLearner`` thread at ``ddpg.updates_per_step`` over the whole fleet's transitions,
 and publishes the policy every ``policy_publish_every`` updates on ``/fleet/policy`` (transient
 local: a robot that joins or restarts gets the newest at once). It runs the evaluation schedule
-through one robot (``evaluator``, or the robot heard from last when that one is silent) and
+through its robots (``evaluators``, or the robot heard from last for one that is silent) and
 writes the run directory as the single-robot controller does: metrics.csv (one row per episode,
 the robot in column ``robot``), checkpoints (with the per-actor sequence numbers, so a restarted
 learner stores no batch twice), summary.yaml with the fleet's counters, the exported policy.
@@ -14,6 +14,14 @@ Named ``controller`` (in namespace ``fleet`` when launched), so the task's param
 configures it through its ``/**/controller`` section exactly as it configures the single-robot
 controller; it declares the controller's learning parameters (same names and descriptions) plus
 its own below. Message layouts: :mod:`ddpg_controller.fleet_protocol`.
+
+Real time (``lockstep: false``): robots never wait; the learner holds the updates-per-step ratio
+as a ceiling, catches up at most ``max_update_backlog`` owed updates and drops (counts) the rest.
+Lockstep (simulated robots that step once per command): no update is dropped; each policy carries
+the steps each robot may take on it before the learner would owe more than ``max_update_backlog``
+updates, and a robot that has taken them holds its next command (simulated time stands still)
+until a newer policy comes (published every ``LOCKSTEP_PUBLISH_S`` while the learner moves on), so
+the fleet learns with the configured ratio, as the single-robot controller does in lockstep.
 """
 
 from __future__ import annotations
@@ -58,6 +66,7 @@ from ddpg_controller.tasks import load_task
 
 _SHARED = (
     "task",
+    "lockstep",
     "task_file",
     "total_steps",
     "seed",
@@ -100,6 +109,8 @@ REPORT_QOS = QoSProfile(
 )
 EVALUATION_RESEND_S = 5.0  # an evaluation request unanswered this long goes out again
 EVALUATOR_SILENT_S = 30.0  # the designated evaluator silent this long: ask another robot
+ROBOT_ACTIVE_S = 10.0  # a robot heard from within this counts in the lockstep allowance
+LOCKSTEP_PUBLISH_S = 0.05  # lockstep: the longest a robot waits for a fresh allowance
 
 
 class FleetLearnerNode(Node):
@@ -154,12 +165,15 @@ class FleetLearnerNode(Node):
         self.create_subscription(String, EPISODES_TOPIC, self._on_episode, REPORT_QOS)
         self.learner = BackgroundLearner(
             self.agent,
-            lockstep=False,  # robots never wait for the learner
+            lockstep=self.settings["lockstep"],
             sync_every=self.settings["policy_publish_every"],
             max_backlog=self.settings["max_update_backlog"],
             on_progress=self._on_learner_progress,
         )
+        self.published_progress = (-1, -1)
         self.publish_policy()
+        if self.settings["lockstep"]:
+            self.create_timer(LOCKSTEP_PUBLISH_S, self._publish_if_robots_wait)
         if self.env_steps == 0 and self.settings["eval_every_steps"]:
             self._begin_evaluation(self.settings["eval_episodes"])  # the untrained policy
         self.create_timer(1.0, self._resend_evaluation)
@@ -179,16 +193,40 @@ class FleetLearnerNode(Node):
             version=self.agent.num_updates,
             env_steps=self.env_steps,
             warmup=self.agent.total_steps < self.config.warmup_steps,
+            steps_per_robot=self._steps_per_robot(),
             noise=dataclasses.asdict(noise),
             noise_scale=float(self.agent.noise_schedule(self.agent.total_steps)),
             actor_hidden=list(self.config.actor_hidden),
             blocks=self.learner.policy.named_arrays(),
             obs_clip=self.config.observation_clip,
         )
+        self.published_progress = (weights.version, self.agent.total_steps)
         message = encode_policy(weights)
         self.counters["policy_bytes"] += len(message.data) * 8
         self.counters["policies_published"] += 1
         self.policy_publisher.publish(message)
+
+    def _steps_per_robot(self) -> int:
+        """Lockstep: the fleet's steps before the learner would owe more than
+        ``max_update_backlog`` updates, shared among the robots heard from lately; -1 (no limit)
+        in real time."""
+        if not self.settings["lockstep"]:
+            return -1
+        config = self.config
+        limit = self.agent.learning_starts - 1
+        limit += (
+            self.agent.num_updates + self.settings["max_update_backlog"]
+        ) / config.updates_per_step
+        now = time.monotonic()
+        robots = sum(now - heard < ROBOT_ACTIVE_S for heard in self.last_heard.values())
+        return max(0, int((limit - self.agent.total_steps) / max(1, robots)))
+
+    def _publish_if_robots_wait(self) -> None:
+        """Lockstep: a policy with a fresh allowance whenever the learner has moved on (the
+        robots may be waiting for one: a learner that has caught up publishes nothing else)."""
+        progress = (self.agent.num_updates, self.agent.total_steps)
+        if progress != self.published_progress:
+            self.publish_policy()
 
     def _on_learner_progress(self) -> None:
         if not self.context.ok():

@@ -145,12 +145,18 @@ def fleet_parameters(
     """The per-node parameters ``launch/fleet.launch.py`` sets; robot k's seed is seed + k."""
     task_file = task_file_parameter(args)
     common = {"task": args.task, "task_file": task_file}
+    lockstep = args.sim_mode == "lockstep"
     if spec == LEARNER_NODE:
-        return {**common, "seed": args.seed, "run_dir": str(run_dir.resolve())}
+        return {
+            **common,
+            "seed": args.seed,
+            "run_dir": str(run_dir.resolve()),
+            "lockstep": lockstep,
+        }
     seed = args.seed + robot
     if spec == SIM_NODE:
         return {**common, "seed": seed, "mode": args.sim_mode}
-    return {**common, "seed": seed, "lockstep": args.sim_mode == "lockstep"}
+    return {**common, "seed": seed, "lockstep": lockstep}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

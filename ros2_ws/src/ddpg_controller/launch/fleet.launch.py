@@ -86,6 +86,7 @@ def fleet(context: LaunchContext) -> list:
                 "task_file": task_file,
                 "seed": seed,
                 "run_dir": LaunchConfiguration("run_dir").perform(context),
+                "lockstep": sim_mode == "lockstep",
             },
         ],
         output="screen",
