@@ -42,8 +42,8 @@ from ddpg_controller.fleet_protocol import (
     STORED_TOPIC,
     TRANSITIONS_TOPIC,
     FleetMessageError,
+    Outbox,
     PolicyWeights,
-    TransitionBatch,
     actor_key,
     decode_json,
     decode_policy,
@@ -160,19 +160,19 @@ class FleetActorNode(Node):
         self.noise = None
         self.counters = {
             "transitions": 0,
-            "batches_sent": 0,
-            "batches_dropped": 0,
-            "transitions_dropped": 0,
             "policies_loaded": 0,
             "policies_refused_shape": 0,
             "policies_refused_stale": 0,
             "policies_malformed": 0,
             "nonfinite_states": 0,
         }
-        self.outbox: list[np.ndarray] = []
-        self.queue: deque[TransitionBatch] = deque()  # sent or not, until acknowledged
-        self.sequence = 0  # of the next batch
-        self.sent_upto = -1  # the last batch sent to the learner there is now
+        self.outbox = Outbox(
+            self.robot,
+            self.session,
+            self.task.observation_dim,
+            self.task.action_dim,
+            self.settings["max_queued_batches"],
+        )
         self.learner_listening = False
 
         self.last: _Acted | None = None
@@ -259,8 +259,7 @@ class FleetActorNode(Node):
             stored = decode_json(msg).get(actor_key(self.robot, self.session), -1)
         except FleetMessageError:
             return
-        while self.queue and self.queue[0].sequence <= stored:
-            self.queue.popleft()
+        self.outbox.acknowledge(stored)
 
     # ---- episodes ------------------------------------------------------------------------------
     def _start(self) -> None:
@@ -297,7 +296,7 @@ class FleetActorNode(Node):
             "return": self.episode_return,
             "steps": self.episode_step,
             "policy_version": version,
-            "counters": self.counters,
+            "counters": {**self.counters, **self.outbox.counters},
         }
         self.episode += 1
         if self.evaluation is not None:
@@ -396,7 +395,7 @@ class FleetActorNode(Node):
         self.episode_step += 1
         truncated = not terminated and self.episode_step >= self.task.max_episode_steps
         if exploring:
-            self.outbox.append(
+            self.outbox.add(
                 transition_row(
                     self.episode,
                     self.episode_step - 1,
@@ -442,40 +441,20 @@ class FleetActorNode(Node):
         """Batch the new transitions; send them while a learner listens. A learner that
         (re)appears gets every batch it has not acknowledged, so nothing is lost across its
         restart; it stores each batch once."""
-        if self.outbox:
-            rows = np.stack(self.outbox)
-            self.outbox = []
-            batch = TransitionBatch(
-                self.robot,
-                self.session,
-                self.sequence,
-                rows,
-                self.task.observation_dim,
-                self.task.action_dim,
-            )
-            self.queue.append(batch)
-            self.sequence += 1
-            while len(self.queue) > self.settings["max_queued_batches"]:
-                dropped = self.queue.popleft()
-                self.counters["batches_dropped"] += 1
-                self.counters["transitions_dropped"] += len(dropped.rows)
+        self.outbox.seal()
         listening = self.transition_publisher.get_subscription_count() > 0
-        if listening and not self.learner_listening:
-            self.sent_upto = -1  # a learner is back: everything unacknowledged goes again
+        returned = listening and not self.learner_listening
         self.learner_listening = listening
         if not listening:
             if self.waiting is not None:  # it was waiting for a learner that has gone
                 waiting, self.waiting = self.waiting, None
                 self._act(waiting)
-            return  # no learner: hold the batches until one is back
-        for batch in self.queue:
-            if batch.sequence > self.sent_upto:
-                self.transition_publisher.publish(encode_transitions(batch))
-                self.counters["batches_sent"] += 1
-        self.sent_upto = self.sequence - 1
+            return  # no learner: the batches wait for one
+        for batch in self.outbox.to_send(learner_returned=returned):
+            self.transition_publisher.publish(encode_transitions(batch))
 
     def close(self) -> None:
-        self.get_logger().info(f"actor {self.robot}: {self.counters}")
+        self.get_logger().info(f"actor {self.robot}: {self.counters | self.outbox.counters}")
 
 
 def main(args: list[str] | None = None) -> int:

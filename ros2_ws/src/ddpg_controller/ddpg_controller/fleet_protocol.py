@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import array
 import json
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -82,6 +83,74 @@ class TransitionBatch:
 def actor_key(robot: str, session: int) -> str:
     """How the learner's sequence table and the acknowledgements name one actor process."""
     return f"{robot}/{session}"
+
+
+class Outbox:
+    """An actor's transitions on their way to the learner, kept until it acknowledges them.
+
+    ``add`` takes rows; ``seal`` makes the rows so far the next numbered batch (beyond
+    ``max_batches`` unacknowledged batches the oldest is dropped and counted); ``to_send`` gives
+    the batches the learner there is now has not been sent, all unacknowledged ones again when a
+    learner has (re)appeared; ``acknowledge`` forgets the batches the learner has stored.
+    """
+
+    def __init__(
+        self, robot: str, session: int, obs_dim: int, action_dim: int, max_batches: int
+    ) -> None:
+        self.robot, self.session = robot, session
+        self.obs_dim, self.action_dim = obs_dim, action_dim
+        self.max_batches = max(1, max_batches)
+        self.rows: list[np.ndarray] = []
+        self.batches: deque[TransitionBatch] = deque()
+        self.sequence = 0  # of the next batch
+        self.sent_upto = -1  # the last batch sent to the learner there is now
+        self.counters = {"batches_sent": 0, "batches_dropped": 0, "transitions_dropped": 0}
+
+    def add(self, row: np.ndarray) -> None:
+        self.rows.append(row)
+
+    def seal(self) -> None:
+        if not self.rows:
+            return
+        rows, self.rows = np.stack(self.rows), []
+        batch = TransitionBatch(
+            self.robot, self.session, self.sequence, rows, self.obs_dim, self.action_dim
+        )
+        self.batches.append(batch)
+        self.sequence += 1
+        while len(self.batches) > self.max_batches:
+            dropped = self.batches.popleft()
+            self.counters["batches_dropped"] += 1
+            self.counters["transitions_dropped"] += len(dropped.rows)
+
+    def to_send(self, learner_returned: bool) -> list[TransitionBatch]:
+        if learner_returned:
+            self.sent_upto = -1
+        batches = [batch for batch in self.batches if batch.sequence > self.sent_upto]
+        self.sent_upto = self.sequence - 1
+        self.counters["batches_sent"] += len(batches)
+        return batches
+
+    def acknowledge(self, stored: int) -> None:
+        while self.batches and self.batches[0].sequence <= stored:
+            self.batches.popleft()
+
+
+@dataclass
+class Inbox:
+    """What the learner has stored from each actor process: each batch once, in order."""
+
+    sequences: dict[str, int] = field(default_factory=dict)  # actor_key -> last batch stored
+
+    def accept(self, batch: TransitionBatch) -> int | None:
+        """The number of batches missing before ``batch`` when it is new (it is recorded as
+        stored); None for a batch stored already or older than one stored."""
+        key = actor_key(batch.robot, batch.session)
+        last = self.sequences.get(key, -1)
+        if batch.sequence <= last:
+            return None
+        self.sequences[key] = batch.sequence
+        return batch.sequence - last - 1
 
 
 def transition_row(

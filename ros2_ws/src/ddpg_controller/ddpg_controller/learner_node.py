@@ -45,8 +45,8 @@ from ddpg_controller.fleet_protocol import (
     STORED_TOPIC,
     TRANSITIONS_TOPIC,
     FleetMessageError,
+    Inbox,
     PolicyWeights,
-    actor_key,
     decode_json,
     decode_transitions,
     encode_json,
@@ -139,7 +139,7 @@ class FleetLearnerNode(Node):
         )
         self.env_steps = 0
         self.episodes = 0
-        self.sequences: dict[str, int] = {}  # actor_key -> last batch stored (acknowledged)
+        self.inbox = Inbox()
         self.counters: dict[str, int] = defaultdict(int)
         self.steps_by_robot: dict[str, int] = defaultdict(int)
         self.actor_counters: dict[str, dict[str, int]] = {}  # the newest each robot reported
@@ -177,7 +177,9 @@ class FleetLearnerNode(Node):
         if self.env_steps == 0 and self.settings["eval_every_steps"]:
             self._begin_evaluation(self.settings["eval_episodes"])  # the untrained policy
         self.create_timer(1.0, self._resend_evaluation)
-        self.create_timer(0.5, lambda: self.stored_publisher.publish(encode_json(self.sequences)))
+        self.create_timer(
+            0.5, lambda: self.stored_publisher.publish(encode_json(self.inbox.sequences))
+        )
         self.learner.start()
         self.get_logger().info(
             f"fleet learner for {self.task.name}: run dir {self.run.path}, device "
@@ -257,13 +259,11 @@ class FleetLearnerNode(Node):
                 throttle_duration_sec=1.0,
             )
             return
-        key = actor_key(batch.robot, batch.session)
-        last = self.sequences.get(key, -1)
-        if batch.sequence <= last:
+        missing = self.inbox.accept(batch)
+        if missing is None:
             self.counters["batches_duplicate_or_late"] += 1  # stored already, or older than one
             return
-        self.counters["batches_missing"] += batch.sequence - last - 1
-        self.sequences[key] = batch.sequence
+        self.counters["batches_missing"] += missing
         self.counters["batches_stored"] += 1
         self.counters["transition_bytes"] += len(msg.data) * 8
         finite = np.isfinite(batch.rows).all(axis=1)
@@ -284,6 +284,10 @@ class FleetLearnerNode(Node):
         self.steps_by_robot[batch.robot] += stored
         self.last_heard[batch.robot] = time.monotonic()
         self.learner.notify()
+
+    def _acknowledge(self) -> None:
+        """The last batch stored from each actor: it may forget those (fleet_protocol.Outbox)."""
+        self.stored_publisher.publish(encode_json(self.inbox.sequences))
 
     # ---- episodes and evaluations --------------------------------------------------------------
     def _on_episode(self, msg: String) -> None:
@@ -401,7 +405,7 @@ class FleetLearnerNode(Node):
         return {
             "env_steps": self.env_steps,
             "episodes": self.episodes,
-            "sequences": dict(self.sequences),
+            "sequences": dict(self.inbox.sequences),
             "counters": dict(self.counters),
             "steps_by_robot": dict(self.steps_by_robot),
         }
@@ -422,7 +426,7 @@ class FleetLearnerNode(Node):
         extra = load_checkpoint(self.run.checkpoint, self.agent)
         self.env_steps = int(extra["env_steps"])
         self.episodes = int(extra["episodes"])
-        self.sequences = {key: int(value) for key, value in extra["sequences"].items()}
+        self.inbox = Inbox({key: int(value) for key, value in extra["sequences"].items()})
         self.counters.update(extra["counters"])
         self.steps_by_robot.update(extra["steps_by_robot"])
         self.counters["learner_restarts"] += 1

@@ -23,6 +23,8 @@ from ddpg_controller.fleet_protocol import (
     TRANSITION_COLUMNS,
     TRANSITIONS_TOPIC,
     FleetMessageError,
+    Inbox,
+    Outbox,
     PolicyWeights,
     TransitionBatch,
     decode_policy,
@@ -71,6 +73,35 @@ def test_messages_round_trip_and_malformed_ones_are_errors() -> None:
     short.data = short.data[:-1]
     with pytest.raises(FleetMessageError, match="policy"):
         decode_policy(short)
+
+
+def test_batches_are_kept_until_stored_and_stored_once() -> None:
+    outbox = Outbox("robot_0", 5, 3, 1, max_batches=3)
+    inbox = Inbox()
+    sent = []
+    for _ in range(2):
+        outbox.add(_row())
+        outbox.seal()
+    sent += outbox.to_send(learner_returned=True)
+    assert [b.sequence for b in sent] == [0, 1]
+    assert [inbox.accept(b) for b in sent] == [0, 0]
+    outbox.acknowledge(inbox.sequences["robot_0/5"])
+    # The learner goes away: batches accumulate, the oldest beyond 3 are dropped and counted.
+    for _ in range(5):
+        outbox.add(_row())
+        outbox.add(_row())
+        outbox.seal()
+    assert outbox.counters["batches_dropped"] == 2 and outbox.counters["transitions_dropped"] == 4
+    # A learner is back: the unacknowledged batches go; the gap left by the dropped ones counts.
+    back = outbox.to_send(learner_returned=True)
+    assert [b.sequence for b in back] == [4, 5, 6]
+    assert inbox.accept(back[0]) == 2
+    assert [inbox.accept(b) for b in back[1:]] == [0, 0]
+    assert outbox.to_send(learner_returned=False) == []
+    # Sent again before the acknowledgement came: refused, not stored twice.
+    assert [inbox.accept(b) for b in outbox.to_send(learner_returned=True)] == [None] * 3
+    outbox.acknowledge(6)
+    assert outbox.to_send(learner_returned=True) == []
 
 
 def _params(tmp_path: Path, **controller: object) -> Path:
