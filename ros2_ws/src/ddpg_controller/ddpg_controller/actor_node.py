@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
-import rclpy
 import torch
 from geometry_msgs.msg import PointStamped
 from rclpy.clock import Clock, ClockType
@@ -62,7 +61,7 @@ from ddpg_controller.ros_common import (
     STATE_QOS,
     joint_state_by_name,
     reset_stamp_ns,
-    spin_until_shutdown,
+    run_node,
     stamp_to_ns,
 )
 from ddpg_controller.ros_params import declare_all
@@ -458,20 +457,7 @@ class FleetActorNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = FleetActorNode()
-    except (ValueError, FileNotFoundError) as error:  # a bad parameter: say which, no traceback
-        print(f"actor_node: {error}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    try:
-        spin_until_shutdown(node)
-    finally:
-        node.close()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(FleetActorNode, "actor_node", args)
 
 
 if __name__ == "__main__":

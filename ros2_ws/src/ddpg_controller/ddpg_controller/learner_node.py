@@ -54,12 +54,10 @@ from ddpg_controller.fleet_protocol import (
 )
 from ddpg_controller.latency import LatencyMeter
 from ddpg_controller.learner import BackgroundLearner
-from ddpg_controller.learning.checkpoint import load_checkpoint, save_checkpoint
 from ddpg_controller.learning.config import DDPGConfig
 from ddpg_controller.learning.ddpg import DDPG
-from ddpg_controller.learning.export import export_policy
 from ddpg_controller.learning.schedule import TrainingSchedule
-from ddpg_controller.ros_common import spin_until_shutdown
+from ddpg_controller.ros_common import run_node
 from ddpg_controller.ros_params import declare_all, declare_dataclass
 from ddpg_controller.run_directory import RunDirectory, completes_despite_ctrl_c, default_run_dir
 from ddpg_controller.tasks import load_task
@@ -411,19 +409,12 @@ class FleetLearnerNode(Node):
         }
 
     def save_checkpoint(self) -> None:
-        with self.learner.paused():
-            save_checkpoint(
-                self.run.checkpoint,
-                self.agent,
-                extra=self._checkpoint_state(),
-                include_replay=self.settings["save_replay"],
-            )
+        state = self._checkpoint_state()
+        self.run.save_agent(self.agent, self.learner, state, self.settings["save_replay"])
         self.get_logger().info(f"checkpoint at step {self.env_steps}: {self.run.checkpoint}")
 
     def _resume(self) -> None:
-        if not self.run.checkpoint.exists():
-            raise FileNotFoundError(f"resume: no checkpoint at {self.run.checkpoint}")
-        extra = load_checkpoint(self.run.checkpoint, self.agent)
+        extra = self.run.load_agent(self.agent)
         self.env_steps = int(extra["env_steps"])
         self.episodes = int(extra["episodes"])
         self.inbox = Inbox({key: int(value) for key, value in extra["sequences"].items()})
@@ -467,14 +458,9 @@ class FleetLearnerNode(Node):
         self.done = True
         self.learner.stop()
         self.save_checkpoint()
-        export_policy(
-            self.run.policy,
-            self.agent,
-            {**self.task.policy_metadata(), "env_steps": self.env_steps},
-        )
         summary = self.summary(final_eval_return)
-        self.run.write_summary(summary)
-        self.run.plot_learning_curve(f"DDPG on {self.task.name}, {len(summary['robots'])} robots")
+        title = f"DDPG on {self.task.name}, {len(summary['robots'])} robots"
+        self.run.write_results(self.agent, self.task, self.env_steps, summary, title)
         self.get_logger().info(f"training done: {summary}")
         if self.settings["shutdown_when_done"]:
             rclpy.try_shutdown()
@@ -494,20 +480,7 @@ def _percentile(values: deque[int], q: float) -> float | None:
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = FleetLearnerNode()
-    except (ValueError, FileNotFoundError) as error:  # a bad parameter: say which, no traceback
-        print(f"learner_node: {error}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    try:
-        spin_until_shutdown(node)
-    finally:
-        node.close()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(FleetLearnerNode, "learner_node", args)
 
 
 if __name__ == "__main__":
