@@ -163,16 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     if "ROS_DOMAIN_ID" not in os.environ:
         isolate_ros_traffic()
     total_steps = args.steps or _configured_steps(config)
-    extra = {"total_steps": total_steps, "resume": args.resume}
-    sim = NodeProcess(
-        node_command(SIM_NODE, config, launch_parameters(SIM_NODE, args, run_dir), args.namespace),
-        run_dir / "sim_node.log",
-    )
-    controller_parameters = {**launch_parameters(CONTROLLER_NODE, args, run_dir), **extra}
-    controller = NodeProcess(
-        node_command(CONTROLLER_NODE, config, controller_parameters, args.namespace),
-        run_dir / "controller_node.log",
-    )
+    sim_command, controller_command = train_commands(args, config, run_dir, total_steps)
+    sim = NodeProcess(sim_command, run_dir / "sim_node.log")
+    controller = NodeProcess(controller_command, run_dir / "controller_node.log")
     print(f"[ddpg-train] task {task_name}, seed {args.seed}, {total_steps} steps -> {run_dir}")
     print(f"[ddpg-train] ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID')}, logs in {run_dir}")
     try:
@@ -189,6 +182,21 @@ def main(argv: list[str] | None = None) -> int:
     print(controller.output()[-3000:], file=sys.stderr)
     print(f"[ddpg-train] controller exited with {code}; see {run_dir}", file=sys.stderr)
     return code or 1
+
+
+def train_commands(
+    args: argparse.Namespace, config: Path, run_dir: Path, total_steps: int
+) -> tuple[list[str], list[str]]:
+    """The sim node's and the controller node's command lines of a training run: what ``main``
+    starts here, and what ``bench/netns.py`` starts on two "computers" (network namespaces)."""
+    sim = node_command(SIM_NODE, config, launch_parameters(SIM_NODE, args, run_dir), args.namespace)
+    controller_parameters = {
+        **launch_parameters(CONTROLLER_NODE, args, run_dir),
+        "total_steps": total_steps,
+        "resume": args.resume,
+    }
+    controller = node_command(CONTROLLER_NODE, config, controller_parameters, args.namespace)
+    return sim, controller
 
 
 def _configured_steps(config: Path) -> int:
