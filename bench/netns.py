@@ -1,0 +1,376 @@
+"""Two "computers" on one machine: network namespaces joined by a veth pair, and ROS 2 across it.
+
+``veth_namespaces()`` creates namespaces ``ddpgnet-a-<pid>`` and ``ddpgnet-b-<pid>``, each with
+its loopback and one end of a veth pair (10.231.0.1/24 in A, 10.231.0.2/24 in B). Nothing else is
+in them: no default route, no other interface, so traffic goes only between the two. Fast DDS
+needs no multicast route there: it sends its discovery multicast out of each interface it finds
+(a talker/listener pair found each other with and without a 224.0.0.0/4 route). The namespaces
+are removed on exit, Ctrl-C, SIGTERM or an exception; a run killed outright leaves them behind,
+and the next run removes every ``ddpgnet-*-<pid>`` whose process is gone. Needs root
+(CAP_NET_ADMIN, CAP_SYS_ADMIN) and iproute2.
+
+``run_across_veth(link, in_a, in_b)`` runs one command in each namespace (``ip netns exec``: the
+process itself, no shell, in its own process group, stopped with SIGINT then SIGKILL, and sent
+SIGINT if this process dies) until one named side exits or the time limit passes, and counts the
+bytes and packets across the veth (A's end, from ``ip -s link``) over the run.
+
+The benchmark (``python -m bench netns``, ``./run bench netns``) trains the pendulum in lockstep
+with the sim node in A and the controller node in B (``train_cli.train_commands``: the command
+lines ``./run train`` starts), and again with both in A for the same-computer baseline, and
+reports run time, env steps/s and the DDS bytes/s across the veth. Discovery there is what the
+README's "Robots on other computers" section tells a user to set:
+``ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET`` and one ``ROS_DOMAIN_ID``, nothing else. The namespaces
+look like two computers to Fast DDS: its host id hashes the host name and the IPv4 addresses a
+process sees, which differ, so it sends the data over UDP across the veth, not through the shared
+memory both namespaces could reach.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ddpg_controller.processes import NodeProcess
+
+PREFIX = "ddpgnet"
+SUBNET = "10.231.0"
+_NAME = re.compile(rf"^{PREFIX}-[ab]-(\d+)$")
+IP_TIMEOUT_S = 10.0  # every `ip` call; they take milliseconds
+
+
+class NetnsUnavailableError(RuntimeError):
+    """This process may not create network namespaces (not root, or no iproute2)."""
+
+
+@dataclass(frozen=True)
+class Side:
+    """One "computer": a network namespace, its veth end and that end's IPv4 address."""
+
+    namespace: str
+    device: str
+    address: str
+
+    def exec_argv(self, argv: Sequence[str]) -> list[str]:
+        """``argv`` run inside this namespace (``ip netns exec`` execs it: same pid)."""
+        return ["ip", "netns", "exec", self.namespace, *argv]
+
+    def counters(self) -> dict[str, int]:
+        """Bytes and packets received and sent on this side's veth end since it was created."""
+        out = _ip("-n", self.namespace, "-s", "-j", "link", "show", "dev", self.device)
+        stats = json.loads(out)[0]["stats64"]
+        return {
+            "rx_bytes": stats["rx"]["bytes"],
+            "tx_bytes": stats["tx"]["bytes"],
+            "rx_packets": stats["rx"]["packets"],
+            "tx_packets": stats["tx"]["packets"],
+        }
+
+
+@dataclass(frozen=True)
+class VethLink:
+    """Two namespaces joined by one veth pair."""
+
+    a: Side
+    b: Side
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command line for one side, its whole environment and the file its output goes to."""
+
+    argv: Sequence[str]
+    env: Mapping[str, str]
+    log: Path
+
+
+def _ip(*args: str) -> str:
+    proc = subprocess.run(
+        ["ip", *args], capture_output=True, text=True, timeout=IP_TIMEOUT_S, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"ip {' '.join(args)}: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def unavailable_reason() -> str | None:
+    """Why namespaces cannot be made here, or None when they can."""
+    if shutil.which("ip") is None:
+        return "iproute2's `ip` is not installed"
+    if os.geteuid() != 0:
+        return "creating network namespaces needs root"
+    return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale() -> list[str]:
+    """Delete the namespaces (and with them their veth ends) of earlier runs whose process is
+    gone: a run killed with SIGKILL cannot clean up after itself."""
+    removed = []
+    for line in _ip("netns", "list").splitlines():
+        name = line.split()[0] if line.strip() else ""
+        match = _NAME.match(name)
+        if match and not _pid_alive(int(match.group(1))):
+            _ip("netns", "delete", name)
+            removed.append(name)
+    return removed
+
+
+@contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C does, so the ``finally`` that removes the namespaces runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def veth_namespaces(subnet: str = SUBNET) -> Iterator[VethLink]:
+    """Namespaces A and B joined by a veth pair, ``<subnet>.1/24`` in A and ``<subnet>.2/24`` in
+    B, removed when the block ends however it ends (see the module docstring)."""
+    reason = unavailable_reason()
+    if reason:
+        raise NetnsUnavailableError(reason)
+    stale = remove_stale()
+    if stale:
+        print(f"[netns] removed namespaces of dead runs: {stale}", flush=True)
+    pid = os.getpid()
+    link = VethLink(
+        a=Side(f"{PREFIX}-a-{pid}", f"dna{pid}", f"{subnet}.1"),
+        b=Side(f"{PREFIX}-b-{pid}", f"dnb{pid}", f"{subnet}.2"),
+    )
+    with _sigterm_as_exit():
+        try:
+            for side in (link.a, link.b):
+                _ip("netns", "add", side.namespace)
+            _ip(
+                "link", "add", link.a.device, "netns", link.a.namespace, "type", "veth",
+                "peer", "name", link.b.device, "netns", link.b.namespace,
+            )  # fmt: skip
+            for side in (link.a, link.b):
+                ns = ("-n", side.namespace)
+                _ip(*ns, "addr", "add", f"{side.address}/24", "dev", side.device)
+                _ip(*ns, "link", "set", "lo", "up")
+                _ip(*ns, "link", "set", side.device, "up")
+            yield link
+        finally:
+            for side in (link.a, link.b):
+                try:
+                    _ip("netns", "delete", side.namespace)
+                except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                    if side.namespace in _ip("netns", "list"):
+                        print(f"[netns] could not remove {side.namespace}: {exc}", flush=True)
+
+
+def _traffic(
+    before: dict[str, int],
+    after: dict[str, int],
+    seconds: float,
+    timeline: list[tuple[float, int, int]],
+) -> dict[str, Any]:
+    """Bytes and packets across the veth, bytes/s over the run and in its busiest sample."""
+    delta = {key: after[key] - before[key] for key in before}
+    total = delta["rx_bytes"] + delta["tx_bytes"]
+    peak = max(
+        (
+            (rx1 + tx1 - rx0 - tx0) / (t1 - t0)
+            for (t0, rx0, tx0), (t1, rx1, tx1) in itertools.pairwise(timeline)
+        ),
+        default=0.0,
+    )
+    return {
+        **delta,
+        "bytes": total,
+        "bytes_per_s": total / seconds if seconds > 0 else 0.0,
+        "peak_bytes_per_s": peak,
+    }
+
+
+def run_across_veth(
+    link: VethLink,
+    in_a: Command,
+    in_b: Command,
+    *,
+    until: str = "b",
+    timeout_s: float = 300.0,
+    stop_timeout_s: float = 20.0,
+    sample_every_s: float = 1.0,
+) -> dict[str, Any]:
+    """Run ``in_a`` in namespace A and ``in_b`` in B until side ``until`` exits (then stop the
+    other with SIGINT) or ``timeout_s`` passes (then stop both), and count the traffic across
+    the veth. Returns exit codes, wall time, whether it timed out, ``veth`` (bytes/packets each
+    way from A's end, their sum, bytes/s over the run and in the busiest sample) and ``timeline``
+    (seconds, rx and tx bytes at A's end, once per ``sample_every_s``)."""
+    return _run_placed(
+        link,
+        [(link.a, in_a), (link.b, in_b)],
+        waited=0 if until == "a" else 1,
+        timeout_s=timeout_s,
+        stop_timeout_s=stop_timeout_s,
+        sample_every_s=sample_every_s,
+    )
+
+
+def _run_placed(
+    link: VethLink,
+    placed: list[tuple[Side, Command]],
+    *,
+    waited: int,
+    timeout_s: float,
+    stop_timeout_s: float,
+    sample_every_s: float,
+) -> dict[str, Any]:
+    """``run_across_veth`` for any placement of commands on the two sides."""
+    before = link.a.counters()
+    start = time.monotonic()
+    processes = [
+        NodeProcess(side.exec_argv(command.argv), command.log, env=command.env)
+        for side, command in placed
+    ]
+    timeline: list[tuple[float, int, int]] = [(0.0, 0, 0)]
+    timed_out = False
+    try:
+        while processes[waited].alive():
+            if any(not p.alive() for p in processes):
+                break  # another side died first: no point waiting for the rest
+            if time.monotonic() - start > timeout_s:
+                timed_out = True
+                break
+            time.sleep(min(sample_every_s, 0.2))
+            now = time.monotonic() - start
+            if now - timeline[-1][0] >= sample_every_s:
+                c = link.a.counters()
+                timeline.append(
+                    (now, c["rx_bytes"] - before["rx_bytes"], c["tx_bytes"] - before["tx_bytes"])
+                )
+    finally:
+        codes = [p.stop(timeout=stop_timeout_s) for p in processes]
+    wall = time.monotonic() - start
+    after = link.a.counters()
+    return {
+        "returncodes": codes,
+        "namespaces": [side.namespace for side, _ in placed],
+        "wall_s": wall,
+        "timed_out": timed_out,
+        "veth": _traffic(before, after, wall, timeline),
+        "timeline": timeline,
+    }
+
+
+# --- the benchmark -------------------------------------------------------------------------------
+
+# What makes the two sides discover each other (see the module docstring and the README).
+CROSS_MACHINE_ENV = {"ROS_AUTOMATIC_DISCOVERY_RANGE": "SUBNET"}
+# Short runs: one final evaluation episode, no periodic evaluation or checkpoint.
+CONTROLLER_OVERRIDES = {
+    "eval_every_steps": 0,
+    "final_eval_episodes": 1,
+    "checkpoint_every_steps": 0,
+}
+
+
+def _training_commands(run_dir: Path, steps: int, env: Mapping[str, str]) -> tuple[Command, ...]:
+    """The sim and controller commands of ``./run train --task pendulum --steps N``."""
+    from ddpg_controller import train_cli
+
+    args = train_cli.parse_args(
+        ["--task", "pendulum", "--steps", str(steps), "--seed", "0", "--run-dir", str(run_dir)]
+    )
+    _, config = train_cli.resolve_task(args)
+    sim, controller = train_cli.train_commands(args, config, run_dir, steps)
+    for key, value in CONTROLLER_OVERRIDES.items():
+        controller += ["-p", f"{key}:={value}"]
+    return (
+        Command(sim, env, run_dir / "sim_node.log"),
+        Command(controller, env, run_dir / "controller_node.log"),
+    )
+
+
+def _training(link: VethLink, run_dir: Path, steps: int, cross: bool) -> dict[str, Any]:
+    from ddpg_controller.ros_common import claim_free_domain_id
+
+    run_dir.mkdir(parents=True)
+    env = {**os.environ, **CROSS_MACHINE_ENV, "ROS_DOMAIN_ID": str(claim_free_domain_id())}
+    sim, controller = _training_commands(run_dir, steps, env)
+    result = _run_placed(
+        link,
+        [(link.a, sim), (link.b if cross else link.a, controller)],
+        waited=1,
+        timeout_s=120 + steps / 10,
+        stop_timeout_s=20.0,
+        sample_every_s=1.0,
+    )
+    summary_path = run_dir / "summary.yaml"
+    if result["returncodes"][1] != 0 or not summary_path.exists():
+        result["error"] = (
+            f"controller exited {result['returncodes'][1]}:\n"
+            f"{controller.log.read_text(errors='replace')[-1500:]}\n"
+            f"sim:\n{sim.log.read_text(errors='replace')[-1500:]}"
+        )
+        return result
+    import yaml
+
+    summary = yaml.safe_load(summary_path.read_text())
+    keep = ("env_steps", "wall_time_s", "env_steps_per_s", "latency_p50_ms", "latency_p99_ms")
+    result["summary"] = {k: summary.get(k) for k in keep}
+    result["veth"]["bytes_per_env_step"] = result["veth"]["bytes"] / max(summary["env_steps"], 1)
+    return result
+
+
+def run(quick: bool) -> dict[str, Any]:
+    """The pendulum across the veth (sim in A, controller in B) and within A, side by side."""
+    reason = unavailable_reason()
+    if reason:
+        print(f"[netns] skipped: {reason}", flush=True)
+        return {"skipped": reason}
+    steps = 300 if quick else 1_200
+    out: dict[str, Any] = {"steps": steps, "env": CROSS_MACHINE_ENV, "subnet": f"{SUBNET}.0/24"}
+    tmp = Path(tempfile.mkdtemp(prefix="bench_netns_"))
+    try:
+        with veth_namespaces() as link:
+            out["link"] = {
+                "a": [link.a.namespace, link.a.device, link.a.address],
+                "b": [link.b.namespace, link.b.device, link.b.address],
+                "routes_a": _ip("-n", link.a.namespace, "route", "show", "table", "all"),
+            }
+            for key, cross in (("across_veth", True), ("same_namespace", False)):
+                out[key] = _training(link, tmp / key, steps, cross)
+                r = out[key]
+                print(
+                    f"[netns] {key}: {r.get('summary', r.get('error'))}; {r['wall_s']:.1f} s, "
+                    f"veth {r['veth']['bytes']} B ({r['veth']['bytes_per_s']:.0f} B/s)",
+                    flush=True,
+                )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
