@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
 
             common.print_header(
                 "two computers: network namespaces joined by a veth (benchmark 8)",
-                {"quick": args.quick, "task": "pendulum", "env": netns.CROSS_MACHINE_ENV},
+                {"quick": args.quick, "task": "pendulum", "discovery": netns.DISCOVERY_KINDS},
                 machine,
             )
             data = netns.run(args.quick)

@@ -9,10 +9,10 @@ are removed on exit, Ctrl-C, SIGTERM or an exception; a run killed outright leav
 and the next run removes every ``ddpgnet-*-<pid>`` whose process is gone. Needs root
 (CAP_NET_ADMIN, CAP_SYS_ADMIN) and iproute2.
 
-``run_across_veth(link, in_a, in_b)`` runs one command in each namespace (``ip netns exec``: the
-process itself, no shell, in its own process group, stopped with SIGINT then SIGKILL, and sent
-SIGINT if this process dies) until one named side exits or the time limit passes, and counts the
-bytes and packets across the veth (A's end, from ``ip -s link``) over the run.
+``run_across_veth(link, in_a, in_b, until=...)`` runs commands in the two namespaces (each with
+``ip netns exec``: the process itself, no shell, in its own process group, stopped with SIGINT
+then SIGKILL, and sent SIGINT if this process dies) until the named one exits or the time limit
+passes, and counts the bytes and packets across the veth (A's end, ``ip -s link``) over the run.
 
 The benchmark (``python -m bench netns``, ``./run bench netns``) trains the pendulum in lockstep
 with the sim node in A and the controller node in B (``train_cli.train_commands``: the command
@@ -218,39 +218,25 @@ def _traffic(
 
 def run_across_veth(
     link: VethLink,
-    in_a: Command,
-    in_b: Command,
+    in_a: Sequence[Command],
+    in_b: Sequence[Command],
     *,
-    until: str = "b",
+    until: Command,
+    end_when_any_exits: bool = True,
     timeout_s: float = 300.0,
     stop_timeout_s: float = 20.0,
     sample_every_s: float = 1.0,
 ) -> dict[str, Any]:
-    """Run ``in_a`` in namespace A and ``in_b`` in B until side ``until`` exits (then stop the
-    other with SIGINT) or ``timeout_s`` passes (then stop both), and count the traffic across
-    the veth. Returns exit codes, wall time, whether it timed out, ``veth`` (bytes/packets each
-    way from A's end, their sum, bytes/s over the run and in the busiest sample) and ``timeline``
-    (seconds, rx and tx bytes at A's end, once per ``sample_every_s``)."""
-    return _run_placed(
-        link,
-        [(link.a, in_a), (link.b, in_b)],
-        waited=0 if until == "a" else 1,
-        timeout_s=timeout_s,
-        stop_timeout_s=stop_timeout_s,
-        sample_every_s=sample_every_s,
-    )
-
-
-def _run_placed(
-    link: VethLink,
-    placed: list[tuple[Side, Command]],
-    *,
-    waited: int,
-    timeout_s: float,
-    stop_timeout_s: float,
-    sample_every_s: float,
-) -> dict[str, Any]:
-    """``run_across_veth`` for any placement of commands on the two sides."""
+    """Run the commands ``in_a`` in namespace A and ``in_b`` in B, each in its own process,
+    until ``until`` (one of them) exits, or any of them when ``end_when_any_exits``, or
+    ``timeout_s`` passes; then stop the rest (SIGINT, SIGKILL after ``stop_timeout_s``). Returns
+    per process its side, log and exit code, the wall time, whether it timed out, ``veth`` (bytes
+    and packets each way at A's end, their sum, bytes/s over the run and in the busiest sample)
+    and ``timeline`` (seconds, rx and tx bytes at A's end, once per ``sample_every_s``)."""
+    placed = [(link.a, c) for c in in_a] + [(link.b, c) for c in in_b]
+    waited = next((i for i, (_, c) in enumerate(placed) if c is until), None)
+    if waited is None:
+        raise ValueError("`until` must be one of the commands in_a or in_b")
     before = link.a.counters()
     start = time.monotonic()
     processes = [
@@ -261,8 +247,8 @@ def _run_placed(
     timed_out = False
     try:
         while processes[waited].alive():
-            if any(not p.alive() for p in processes):
-                break  # another side died first: no point waiting for the rest
+            if end_when_any_exits and not all(p.alive() for p in processes):
+                break
             if time.monotonic() - start > timeout_s:
                 timed_out = True
                 break
@@ -278,8 +264,11 @@ def _run_placed(
     wall = time.monotonic() - start
     after = link.a.counters()
     return {
-        "returncodes": codes,
-        "namespaces": [side.namespace for side, _ in placed],
+        "processes": [
+            {"side": "a" if side == link.a else "b", "log": str(command.log), "returncode": code}
+            for (side, command), code in zip(placed, codes, strict=True)
+        ],
+        "until_returncode": codes[waited],
         "wall_s": wall,
         "timed_out": timed_out,
         "veth": _traffic(before, after, wall, timeline),
@@ -289,8 +278,8 @@ def _run_placed(
 
 # --- the benchmark -------------------------------------------------------------------------------
 
-# What makes the two sides discover each other (see the module docstring and the README).
-CROSS_MACHINE_ENV = {"ROS_AUTOMATIC_DISCOVERY_RANGE": "SUBNET"}
+DISCOVERY_PORT = 11811  # the Fast DDS discovery server's default UDP port
+DISCOVERY_KINDS = ("multicast", "static_peers", "discovery_server")
 # Short runs: one final evaluation episode, no periodic evaluation or checkpoint.
 CONTROLLER_OVERRIDES = {
     "eval_every_steps": 0,
@@ -299,8 +288,26 @@ CONTROLLER_OVERRIDES = {
 }
 
 
-def _training_commands(run_dir: Path, steps: int, env: Mapping[str, str]) -> tuple[Command, ...]:
-    """The sim and controller commands of ``./run train --task pendulum --steps N``."""
+def discovery_env(kind: str, link: VethLink, side: Side) -> dict[str, str]:
+    """What a user sets on the computer ``side`` so that the two find each other (the README's
+    "Robots on other computers"): ``multicast`` on the subnet, ``static_peers`` (unicast to the
+    other computer's address, ./run's LOCALHOST range kept) or ``discovery_server`` (a Fast DDS
+    discovery server on A, the LOCALHOST range kept)."""
+    other = link.b if side == link.a else link.a
+    if kind == "multicast":
+        return {"ROS_AUTOMATIC_DISCOVERY_RANGE": "SUBNET"}
+    if kind == "static_peers":
+        return {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST", "ROS_STATIC_PEERS": other.address}
+    if kind == "discovery_server":
+        return {
+            "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+            "ROS_DISCOVERY_SERVER": f"{link.a.address}:{DISCOVERY_PORT}",
+        }
+    raise ValueError(f"unknown discovery kind {kind!r}; choose from {DISCOVERY_KINDS}")
+
+
+def _training_commands(run_dir: Path, steps: int) -> tuple[list[str], list[str]]:
+    """The sim and controller command lines of ``./run train --task pendulum --steps N``."""
     from ddpg_controller import train_cli
 
     args = train_cli.parse_args(
@@ -310,30 +317,55 @@ def _training_commands(run_dir: Path, steps: int, env: Mapping[str, str]) -> tup
     sim, controller = train_cli.train_commands(args, config, run_dir, steps)
     for key, value in CONTROLLER_OVERRIDES.items():
         controller += ["-p", f"{key}:={value}"]
-    return (
-        Command(sim, env, run_dir / "sim_node.log"),
-        Command(controller, env, run_dir / "controller_node.log"),
-    )
+    return sim, controller
 
 
-def _training(link: VethLink, run_dir: Path, steps: int, cross: bool) -> dict[str, Any]:
+def _training(
+    link: VethLink, run_dir: Path, steps: int, discovery: str, cross: bool
+) -> dict[str, Any]:
+    """One training run: the sim node in A, the controller node in B (``cross``) or in A."""
     from ddpg_controller.ros_common import claim_free_domain_id
 
     run_dir.mkdir(parents=True)
-    env = {**os.environ, **CROSS_MACHINE_ENV, "ROS_DOMAIN_ID": str(claim_free_domain_id())}
-    sim, controller = _training_commands(run_dir, steps, env)
-    result = _run_placed(
-        link,
-        [(link.a, sim), (link.b if cross else link.a, controller)],
-        waited=1,
-        timeout_s=120 + steps / 10,
-        stop_timeout_s=20.0,
-        sample_every_s=1.0,
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("ROS_", "FASTDDS_"))}
+    base["ROS_DOMAIN_ID"] = str(claim_free_domain_id())
+    controller_side = link.b if cross else link.a
+    sim_argv, controller_argv = _training_commands(run_dir, steps)
+    sim = Command(sim_argv, {**base, **discovery_env(discovery, link, link.a)}, run_dir / "sim.log")
+    controller = Command(
+        controller_argv,
+        {**base, **discovery_env(discovery, link, controller_side)},
+        run_dir / "controller.log",
     )
+    server = None
+    if discovery == "discovery_server":
+        server = NodeProcess(
+            link.a.exec_argv(
+                ["fastdds", "discovery", "-l", link.a.address, "-p", str(DISCOVERY_PORT)]
+            ),
+            run_dir / "discovery_server.log",
+            env=base,
+        )
+    try:
+        result = run_across_veth(
+            link,
+            [sim] if cross else [sim, controller],
+            [controller] if cross else [],
+            until=controller,
+            timeout_s=120 + steps / 10,
+        )
+    finally:
+        if server is not None:
+            server.stop()
+    result["discovery"] = discovery
+    result["env"] = {
+        "sim": {k: v for k, v in sim.env.items() if k.startswith("ROS_")},
+        "controller": {k: v for k, v in controller.env.items() if k.startswith("ROS_")},
+    }
     summary_path = run_dir / "summary.yaml"
-    if result["returncodes"][1] != 0 or not summary_path.exists():
+    if result["until_returncode"] != 0 or not summary_path.exists():
         result["error"] = (
-            f"controller exited {result['returncodes'][1]}:\n"
+            f"controller exited {result['until_returncode']}:\n"
             f"{controller.log.read_text(errors='replace')[-1500:]}\n"
             f"sim:\n{sim.log.read_text(errors='replace')[-1500:]}"
         )
@@ -348,14 +380,21 @@ def _training(link: VethLink, run_dir: Path, steps: int, cross: bool) -> dict[st
 
 
 def run(quick: bool) -> dict[str, Any]:
-    """The pendulum across the veth (sim in A, controller in B) and within A, side by side."""
+    """The pendulum across the veth (sim in A, controller in B) with each way of discovery, and
+    with both nodes in A (the same-computer baseline), side by side."""
     reason = unavailable_reason()
     if reason:
         print(f"[netns] skipped: {reason}", flush=True)
         return {"skipped": reason}
-    steps = 300 if quick else 1_200
-    out: dict[str, Any] = {"steps": steps, "env": CROSS_MACHINE_ENV, "subnet": f"{SUBNET}.0/24"}
+    steps = 300 if quick else 2_000
+    short = steps // 4
+    out: dict[str, Any] = {"steps": steps, "subnet": f"{SUBNET}.0/24", "runs": {}}
     tmp = Path(tempfile.mkdtemp(prefix="bench_netns_"))
+    plan = [(f"across_veth/{kind}", kind, True, steps) for kind in DISCOVERY_KINDS]
+    # A short run beside the long one: the difference is the traffic of the extra steps alone,
+    # without the start-up, discovery and shutdown both runs share.
+    plan.append((f"across_veth/multicast/{short}_steps", "multicast", True, short))
+    plan.append(("same_namespace/multicast", "multicast", False, steps))
     try:
         with veth_namespaces() as link:
             out["link"] = {
@@ -363,14 +402,22 @@ def run(quick: bool) -> dict[str, Any]:
                 "b": [link.b.namespace, link.b.device, link.b.address],
                 "routes_a": _ip("-n", link.a.namespace, "route", "show", "table", "all"),
             }
-            for key, cross in (("across_veth", True), ("same_namespace", False)):
-                out[key] = _training(link, tmp / key, steps, cross)
-                r = out[key]
+            for key, kind, cross, run_steps in plan:
+                r = _training(link, tmp / key.replace("/", "-"), run_steps, kind, cross)
+                out["runs"][key] = r
                 print(
                     f"[netns] {key}: {r.get('summary', r.get('error'))}; {r['wall_s']:.1f} s, "
-                    f"veth {r['veth']['bytes']} B ({r['veth']['bytes_per_s']:.0f} B/s)",
+                    f"veth {r['veth']['bytes']} B ({r['veth']['bytes_per_s']:.0f} B/s, busiest "
+                    f"second {r['veth']['peak_bytes_per_s']:.0f} B/s)",
                     flush=True,
                 )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    long, brief = out["runs"]["across_veth/multicast"], out["runs"][plan[-2][0]]
+    if "summary" in long and "summary" in brief:
+        extra_steps = long["summary"]["env_steps"] - brief["summary"]["env_steps"]
+        out["bytes_per_extra_env_step"] = (
+            long["veth"]["bytes"] - brief["veth"]["bytes"]
+        ) / extra_steps
+        print(f"[netns] bytes per extra env step: {out['bytes_per_extra_env_step']:.0f}")
     return out

@@ -563,40 +563,45 @@ def netns_section(data: dict[str, Any]) -> list[str]:
     if data.get("skipped"):
         return [*out, f"Skipped: {data['skipped']}.\n"]
     out.append(_machine(data.get("machine")))
-    env = " ".join(f"{k}={v}" for k, v in data["env"].items())
     out.append(
         f"`./run train --task pendulum --steps {data['steps']}` (lockstep, learning from step "
         "1,000, one final evaluation episode), its two nodes started by `bench/netns.py` in "
-        f"namespaces joined by a veth ({data['subnet']}, no other interface, no default route), "
-        f"both with `{env}` and one `ROS_DOMAIN_ID`. Bytes are counted on the veth (both "
-        "directions) from the nodes' start to their exit, discovery included; the busiest second "
-        "is the training itself.\n"
+        f"namespaces A and B joined by a veth ({data['subnet']}, no other interface, no default "
+        "route), each run on a domain of its own. Discovery: `multicast` = "
+        "`ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET`; `static_peers` = `LOCALHOST` + "
+        "`ROS_STATIC_PEERS=<the other side's address>`; `discovery_server` = `LOCALHOST` + "
+        "`ROS_DISCOVERY_SERVER=<A's address>:11811` with `fastdds discovery` running in A. Bytes "
+        "are counted on the veth (both directions) from the nodes' start to their exit, "
+        "discovery included; the busiest second is the training itself.\n"
     )
-    columns = ("placement", "env steps", "env steps/s", "latency p50 / p99 (ms)", "run (s)")
-    columns += ("veth bytes", "B/s over the run", "B/s busiest second", "B per env step")
+    columns = ("run", "env steps", "env steps/s", "latency p50 / p99 (ms)", "run (s)")
+    columns += ("veth bytes", "B/s over the run", "B/s busiest second", "B per env step (run)")
     out.append(_header(*columns))
-    rows = {
-        "across_veth": "sim in A, controller in B",
-        "same_namespace": "both in A (baseline)",
-    }
-    for key, label in rows.items():
-        r = data.get(key)
-        if not r:
-            continue
+    for key, r in data["runs"].items():
         if "error" in r:
-            out.append(f"| {label} | failed: {r['error'][:200]!r} |")
+            out.append(f"| {key} | failed: {r['error'][:200]!r} |")
             continue
         s, v = r["summary"], r["veth"]
         out.append(
-            f"| {label} | {s['env_steps']} | {s['env_steps_per_s']:.0f} | "
+            f"| {key} | {s['env_steps']} | {s['env_steps_per_s']:.0f} | "
             f"{s['latency_p50_ms']:.2f} / {s['latency_p99_ms']:.2f} | {r['wall_s']:.1f} | "
             f"{v['bytes']:,} | {v['bytes_per_s']:,.0f} | {v['peak_bytes_per_s']:,.0f} | "
             f"{v['bytes_per_env_step']:.0f} |"
         )
-    across, same = data.get("across_veth", {}), data.get("same_namespace", {})
+    if "bytes_per_extra_env_step" in data:
+        out.append(
+            f"\nOne lockstep env step costs {data['bytes_per_extra_env_step']:,.0f} bytes across "
+            "the veth (the long multicast run less the short one, per extra env step): the "
+            "state, the command, `/clock` and their reliable acknowledgements."
+        )
+    across = data["runs"].get("across_veth/multicast", {})
+    same = data["runs"].get("same_namespace/multicast", {})
     if "summary" in across and "summary" in same:
         ratio = across["summary"]["env_steps_per_s"] / same["summary"]["env_steps_per_s"]
-        out.append(f"\nLockstep env steps/s across the veth / within one namespace: x{ratio:.2f}.")
+        out.append(
+            f"\nLockstep env steps/s across the veth / within one namespace (multicast): "
+            f"x{ratio:.2f}."
+        )
     out.append("")
     return out
 
