@@ -126,12 +126,14 @@ def _pid_alive(pid: int) -> bool:
 
 def remove_stale() -> list[str]:
     """Delete the namespaces (and with them their veth ends) of earlier runs whose process is
-    gone: a run killed with SIGKILL cannot clean up after itself."""
+    gone, a run killed with SIGKILL cannot clean up after itself, and any left under this
+    process's own id by a dead run that had it before."""
     removed = []
     for line in _ip("netns", "list").splitlines():
         name = line.split()[0] if line.strip() else ""
         match = _NAME.match(name)
-        if match and not _pid_alive(int(match.group(1))):
+        pid = int(match.group(1)) if match else None
+        if pid is not None and (pid == os.getpid() or not _pid_alive(pid)):
             _ip("netns", "delete", name)
             removed.append(name)
     return removed
@@ -157,7 +159,8 @@ def _sigterm_as_exit() -> Iterator[None]:
 @contextmanager
 def veth_namespaces(subnet: str = SUBNET) -> Iterator[VethLink]:
     """Namespaces A and B joined by a veth pair, ``<subnet>.1/24`` in A and ``<subnet>.2/24`` in
-    B, removed when the block ends however it ends (see the module docstring)."""
+    B, removed when the block ends however it ends (see the module docstring). One at a time per
+    process: the names carry the process id."""
     reason = unavailable_reason()
     if reason:
         raise NetnsUnavailableError(reason)
