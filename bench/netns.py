@@ -245,13 +245,12 @@ def run_across_veth(
         raise ValueError("`until` must be one of the commands in_a or in_b")
     before = link.a.counters()
     start = time.monotonic()
-    processes = [
-        NodeProcess(side.exec_argv(command.argv), command.log, env=command.env)
-        for side, command in placed
-    ]
+    processes: list[NodeProcess] = []
     timeline: list[tuple[float, int, int]] = [(0.0, 0, 0)]
     timed_out = False
     try:
+        for side, command in placed:
+            processes.append(NodeProcess(side.exec_argv(command.argv), command.log, command.env))
         while processes[waited].alive():
             if end_when_any_exits and not all(p.alive() for p in processes):
                 break
