@@ -34,6 +34,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -293,6 +294,16 @@ CONTROLLER_OVERRIDES = {
 }
 
 
+def _isolated_env() -> dict[str, str]:
+    """This process's environment less every ROS and Fast DDS setting, on a ROS domain that no
+    other run on this machine holds (each benchmark run sets its discovery explicitly)."""
+    from ddpg_controller.ros_common import claim_free_domain_id
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ROS_", "FASTDDS_"))}
+    env["ROS_DOMAIN_ID"] = str(claim_free_domain_id())
+    return env
+
+
 def discovery_env(kind: str, link: VethLink, side: Side) -> dict[str, str]:
     """What a user sets on the computer ``side`` so that the two find each other (the README's
     "Robots on other computers"): ``multicast`` on the subnet, ``static_peers`` (unicast to the
@@ -329,11 +340,8 @@ def _training(
     link: VethLink, run_dir: Path, steps: int, discovery: str, cross: bool
 ) -> dict[str, Any]:
     """One training run: the sim node in A, the controller node in B (``cross``) or in A."""
-    from ddpg_controller.ros_common import claim_free_domain_id
-
     run_dir.mkdir(parents=True)
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("ROS_", "FASTDDS_"))}
-    base["ROS_DOMAIN_ID"] = str(claim_free_domain_id())
+    base = _isolated_env()
     controller_side = link.b if cross else link.a
     sim_argv, controller_argv = _training_commands(run_dir, steps)
     sim = Command(sim_argv, {**base, **discovery_env(discovery, link, link.a)}, run_dir / "sim.log")
@@ -384,6 +392,58 @@ def _training(
     return result
 
 
+def actor_weights(task: str = "pendulum") -> int:
+    """Float64 values of the task's actor (config/<task>.yaml's ``actor_hidden``)."""
+    import yaml
+
+    from ddpg_controller import train_cli
+    from ddpg_controller.learning.networks import Actor
+    from ddpg_controller.tasks import load_task
+
+    spec = load_task(task)
+    config = yaml.safe_load(train_cli.package_config(task).read_text())
+    hidden = config["/**/controller"]["ros__parameters"]["ddpg"]["actor_hidden"]
+    actor = Actor(spec.observation_dim, spec.action_dim, hidden)
+    return sum(p.numel() for p in actor.parameters())
+
+
+def _weights(link: VethLink, run_dir: Path, values: int, late: bool) -> dict[str, Any]:
+    """The policy topic's QoS across the veth: weights every 0.5 s to a listening subscriber, or
+    one message to a subscriber that starts 4 s after it was sent (``late``)."""
+    run_dir.mkdir(parents=True)
+    base = _isolated_env()
+    probe = [sys.executable, "-m", "bench.weights_probe"]
+    timing = (
+        ["--period", "1000", "--duration", "9"] if late else ["--period", "0.5", "--duration", "12"]
+    )
+    publisher = Command(
+        [*probe, "publish", "--values", str(values), *timing],
+        {**base, **discovery_env("multicast", link, link.a)},
+        run_dir / "publisher.log",
+    )
+    received = run_dir / "received.json"
+    listen = ["--start-after", "4", "--duration", "4"] if late else ["--duration", "10"]
+    subscriber = Command(
+        [*probe, "subscribe", "--values", str(values), *listen, "--out", str(received)],
+        {**base, **discovery_env("multicast", link, link.b)},
+        run_dir / "subscriber.log",
+    )
+    result = run_across_veth(
+        link, [publisher], [subscriber], until=publisher, end_when_any_exits=False, timeout_s=60
+    )
+    if not received.exists():
+        result["error"] = subscriber.log.read_text(errors="replace")[-1500:]
+        return result
+    got = json.loads(received.read_text())["received"]
+    latencies = sorted(g["latency_ms"] for g in got)
+    result["received"] = len(got)
+    result["versions"] = [int(g["version"]) for g in got]
+    result["first_at_s"] = got[0]["at_s"] if got else None
+    result["latency_ms_p50"] = latencies[len(latencies) // 2] if got else None
+    result["latency_ms_max"] = latencies[-1] if got else None
+    return result
+
+
 def run(quick: bool) -> dict[str, Any]:
     """The pendulum across the veth (sim in A, controller in B) with each way of discovery, and
     with both nodes in A (the same-computer baseline), side by side."""
@@ -410,6 +470,17 @@ def run(quick: bool) -> dict[str, Any]:
                     f"[netns] {key}: {r.get('summary', r.get('error'))}; {r['wall_s']:.1f} s, "
                     f"veth {r['veth']['bytes']} B ({r['veth']['bytes_per_s']:.0f} B/s, busiest "
                     f"second {r['veth']['peak_bytes_per_s']:.0f} B/s)",
+                    flush=True,
+                )
+            values = actor_weights() + 2  # the version and the send time ride along
+            out["weights_values"] = values
+            for key, late in (("weights/streaming", False), ("weights/late_joiner", True)):
+                r = _weights(link, tmp / key.replace("/", "-"), values, late)
+                out["runs"][key] = r
+                print(
+                    f"[netns] {key}: {r.get('received')} received, versions "
+                    f"{r.get('versions', [])[:3]}..., latency p50 {r.get('latency_ms_p50')} ms, "
+                    f"first after {r.get('first_at_s')} s; veth {r['veth']['bytes']} B",
                     flush=True,
                 )
     except NetnsUnavailableError as exc:

@@ -577,7 +577,8 @@ def netns_section(data: dict[str, Any]) -> list[str]:
     columns = ("run", "env steps", "env steps/s", "latency p50 / p99 (ms)", "run (s)")
     columns += ("veth bytes", "B/s over the run", "B/s busiest second", "B per env step (run)")
     out.append(_header(*columns))
-    for key, r in data["runs"].items():
+    trainings = {k: r for k, r in data["runs"].items() if not k.startswith("weights/")}
+    for key, r in trainings.items():
         if "error" in r:
             out.append(f"| {key} | failed: {r['error'][:200]!r} |")
             continue
@@ -602,6 +603,29 @@ def netns_section(data: dict[str, Any]) -> list[str]:
             f"\nLockstep env steps/s across the veth / within one namespace (multicast): "
             f"x{ratio:.2f}."
         )
+    weights = {k: r for k, r in data["runs"].items() if k.startswith("weights/")}
+    if weights:
+        out.append(
+            f"\nThe policy topic's QoS across the veth (`bench/weights_probe.py`, multicast): a "
+            f"Float64MultiArray of {data['weights_values']:,} values (the pendulum actor's "
+            f"weights, {8 * data['weights_values'] / 1e3:,.0f} kB), reliable + transient local, "
+            "keep-last 1; `streaming`: one every 0.5 s for 12 s to a subscriber listening 10 s; "
+            "`late_joiner`: one message, the subscriber starts 4 s after it (its latency is "
+            "then the message's age).\n"
+        )
+        columns = ("run", "received", "versions", "latency p50 / max (ms)")
+        columns += ("first message after the subscriber's start (s)", "veth bytes")
+        out.append(_header(*columns))
+        for key, r in weights.items():
+            if "error" in r:
+                out.append(f"| {key} | failed: {r['error'][:200]!r} |")
+                continue
+            versions = r["versions"]
+            shown = ", ".join(map(str, versions[:3])) + (", ..." if len(versions) > 3 else "")
+            out.append(
+                f"| {key} | {r['received']} | {shown} | {r['latency_ms_p50']:,.0f} / "
+                f"{r['latency_ms_max']:,.0f} | {r['first_at_s']:.2f} | {r['veth']['bytes']:,} |"
+            )
     out.append("")
     return out
 
