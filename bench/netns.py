@@ -17,12 +17,15 @@ passes, and counts the bytes and packets across the veth (A's end, ``ip -s link`
 The benchmark (``python -m bench netns``, ``./run bench netns``) trains the pendulum in lockstep
 with the sim node in A and the controller node in B (``train_cli.train_commands``: the command
 lines ``./run train`` starts), and again with both in A for the same-computer baseline, and
-reports run time, env steps/s and the DDS bytes/s across the veth. Discovery there is what the
-README's "Robots on other computers" section tells a user to set:
-``ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET`` and one ``ROS_DOMAIN_ID``, nothing else. The namespaces
-look like two computers to Fast DDS: its host id hashes the host name and the IPv4 addresses a
-process sees, which differ, so it sends the data over UDP across the veth, not through the shared
-memory both namespaces could reach.
+reports run time, env steps/s and the DDS bytes/s across the veth; then it sends an actor's
+weights from A to B with the policy topic's QoS (``bench/weights_probe.py``), to a subscriber
+listening and to one that joins late. Discovery is each set-up of the README's "Robots on other
+computers" (``discovery_env``): ``ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET`` (multicast), or
+``LOCALHOST`` with ``ROS_STATIC_PEERS``, or ``LOCALHOST`` with ``ROS_DISCOVERY_SERVER``, on a
+``ROS_DOMAIN_ID`` of the run's own; no Fast DDS setting besides. The namespaces look like two
+computers to Fast DDS: its host id hashes the host name and the IPv4 addresses a process sees,
+which differ, so it sends the data over UDP across the veth, not through the shared memory both
+namespaces could reach.
 """
 
 from __future__ import annotations
