@@ -3,8 +3,9 @@
 ``python -m bench [BENCHMARK ...] [--quick] [--seeds N|LIST] [--tasks T,..] [--variants V,..]``
 
 Benchmarks: learning (1 and 2), update-step (3), ros (4), memory (5), control-loop (6), gpu (7,
-only with CUDA); none named = all. ``fleet`` (robots feeding one learner) runs alone, with its own
-arguments: ``python -m bench fleet --help``.
+only with CUDA), netns (8, only as root: ROS 2 across two network namespaces); none named = all.
+``fleet`` (robots feeding one learner) runs alone, with its own arguments:
+``python -m bench fleet --help``.
 ``report`` only rebuilds ``bench/results/<date>.md`` from the JSON already there.
 ``--quick`` uses tiny budgets to check that the suite works; its files are tagged
 ``<date>-quick`` so they never overwrite a full run's results.
@@ -29,7 +30,7 @@ def _str_list(text: str) -> list[str]:
     return [v for v in text.split(",") if v]
 
 
-BENCHMARKS = ("learning", "update-step", "ros", "memory", "control-loop", "gpu")
+BENCHMARKS = ("learning", "update-step", "ros", "memory", "control-loop", "gpu", "netns")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,6 +137,15 @@ def main(argv: list[str] | None = None) -> int:
 
             common.print_header("GPU learner (benchmark 7)", {"quick": args.quick}, machine)
             data = gpu.run(args.quick, list(range(args.seeds)))
+        elif name == "netns":
+            from bench import netns
+
+            common.print_header(
+                "two computers: network namespaces joined by a veth (benchmark 8)",
+                {"quick": args.quick, "task": "pendulum", "discovery": netns.DISCOVERY_KINDS},
+                machine,
+            )
+            data = netns.run(args.quick)
         else:
             from bench import memory
 

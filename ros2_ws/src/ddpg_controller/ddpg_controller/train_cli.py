@@ -203,18 +203,11 @@ def main(argv: list[str] | None = None) -> int:
     if "ROS_DOMAIN_ID" not in os.environ:
         isolate_ros_traffic()
     total_steps = args.steps or _configured_steps(config)
-    extra = {"total_steps": total_steps, "resume": args.resume}
     if args.robots is not None:
-        return train_fleet(args, config, run_dir, extra, task_name)
-    sim = NodeProcess(
-        node_command(SIM_NODE, config, launch_parameters(SIM_NODE, args, run_dir), args.namespace),
-        run_dir / "sim_node.log",
-    )
-    controller_parameters = {**launch_parameters(CONTROLLER_NODE, args, run_dir), **extra}
-    controller = NodeProcess(
-        node_command(CONTROLLER_NODE, config, controller_parameters, args.namespace),
-        run_dir / "controller_node.log",
-    )
+        return train_fleet(args, config, run_dir, total_steps, task_name)
+    sim_command, controller_command = train_commands(args, config, run_dir, total_steps)
+    sim = NodeProcess(sim_command, run_dir / "sim_node.log")
+    controller = NodeProcess(controller_command, run_dir / "controller_node.log")
     print(f"[ddpg-train] task {task_name}, seed {args.seed}, {total_steps} steps -> {run_dir}")
     print(f"[ddpg-train] ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID')}, logs in {run_dir}")
     try:
@@ -228,35 +221,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def train_fleet(
-    args: argparse.Namespace, config: Path, run_dir: Path, extra: dict, task_name: str
+    args: argparse.Namespace, config: Path, run_dir: Path, total_steps: int, task_name: str
 ) -> int:
     """The nodes of ``launch/fleet.launch.py``: N robots (sim + actor), one learner."""
-    if args.robots < 1:
-        raise SystemExit(f"--robots must be >= 1, got {args.robots}")
-    robots: list[NodeProcess] = []
-    for k in range(args.robots):
-        namespace = robot_namespace(k)
-        for spec in (SIM_NODE, ACTOR_NODE):
-            parameters = fleet_parameters(spec, args, run_dir, k)
-            log = run_dir / f"{namespace}_{spec.executable}.log"
-            robots.append(NodeProcess(node_command(spec, config, parameters, namespace), log))
-    learner = NodeProcess(
-        node_command(
-            LEARNER_NODE,
-            config,
-            {**fleet_parameters(LEARNER_NODE, args, run_dir), **extra},
-            LEARNER_NAMESPACE,
-        ),
-        run_dir / "learner_node.log",
-    )
+    robot_commands, learner_command = fleet_commands(args, config, run_dir, total_steps)
+    robots = [NodeProcess(argv, run_dir / f"{name}.log") for name, argv in robot_commands]
+    learner = NodeProcess(learner_command, run_dir / "learner_node.log")
     print(
         f"[ddpg-train] fleet of {args.robots} robots ({args.sim_mode}), task {task_name}, "
-        f"seed {args.seed}, {extra['total_steps']} steps -> {run_dir}"
+        f"seed {args.seed}, {total_steps} steps -> {run_dir}"
     )
     print(f"[ddpg-train] ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID')}, logs in {run_dir}")
     try:
         # A robot leaving mid-run does not end fleet training: the learner goes on with the rest.
-        _follow(RunDirectory(run_dir), learner, [], extra["total_steps"], args.quiet)
+        _follow(RunDirectory(run_dir), learner, [], total_steps, args.quiet)
     except KeyboardInterrupt:
         print("\n[ddpg-train] interrupted: the learner saves a checkpoint", file=sys.stderr)
     finally:
@@ -274,6 +252,44 @@ def _report(run_dir: Path, learner: NodeProcess, code: int) -> int:
     print(learner.output()[-3000:], file=sys.stderr)
     print(f"[ddpg-train] {learner.args[0]} exited with {code}; see {run_dir}", file=sys.stderr)
     return code or 1
+
+
+def train_commands(
+    args: argparse.Namespace, config: Path, run_dir: Path, total_steps: int
+) -> tuple[list[str], list[str]]:
+    """The sim node's and the controller node's command lines of a training run: what ``main``
+    starts here, and what ``bench/netns.py`` starts on two "computers" (network namespaces)."""
+    sim = node_command(SIM_NODE, config, launch_parameters(SIM_NODE, args, run_dir), args.namespace)
+    controller_parameters = {
+        **launch_parameters(CONTROLLER_NODE, args, run_dir),
+        "total_steps": total_steps,
+        "resume": args.resume,
+    }
+    controller = node_command(CONTROLLER_NODE, config, controller_parameters, args.namespace)
+    return sim, controller
+
+
+def fleet_commands(
+    args: argparse.Namespace, config: Path, run_dir: Path, total_steps: int
+) -> tuple[list[tuple[str, list[str]]], list[str]]:
+    """A fleet's command lines: (log name, argv) of each robot's sim and actor node, and the
+    learner's; what ``train_fleet`` starts here and ``bench/netns.py`` on two "computers"."""
+    if args.robots < 1:
+        raise SystemExit(f"--robots must be >= 1, got {args.robots}")
+    robots = []
+    for k in range(args.robots):
+        namespace = robot_namespace(k)
+        for spec in (SIM_NODE, ACTOR_NODE):
+            parameters = fleet_parameters(spec, args, run_dir, k)
+            argv = node_command(spec, config, parameters, namespace)
+            robots.append((f"{namespace}_{spec.executable}", argv))
+    learner_parameters = {
+        **fleet_parameters(LEARNER_NODE, args, run_dir),
+        "total_steps": total_steps,
+        "resume": args.resume,
+    }
+    learner = node_command(LEARNER_NODE, config, learner_parameters, LEARNER_NAMESPACE)
+    return robots, learner
 
 
 def _configured_steps(config: Path) -> int:
