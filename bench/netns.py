@@ -395,6 +395,47 @@ def _training(
     return result
 
 
+def _fleet(link: VethLink, run_dir: Path, robots: int, steps: int) -> dict[str, Any]:
+    """Fleet training across the veth: the learner node in A, ``robots`` robots (sim + actor
+    node each) in B, real time, multicast discovery (``train_cli.fleet_commands``)."""
+    import yaml
+
+    from ddpg_controller import train_cli
+
+    run_dir.mkdir(parents=True)
+    argv = ["--task", "pendulum", "--steps", str(steps), "--seed", "0", "--run-dir", str(run_dir)]
+    args = train_cli.parse_args([*argv, "--robots", str(robots), "--sim-mode", "realtime"])
+    _, config = train_cli.resolve_task(args)
+    robot_argvs, learner_argv = train_cli.fleet_commands(args, config, run_dir, steps)
+    for key, value in CONTROLLER_OVERRIDES.items():
+        learner_argv += ["-p", f"{key}:={value}"]
+    base = _isolated_env()
+    learner = Command(
+        learner_argv, {**base, **discovery_env("multicast", link, link.a)}, run_dir / "learner.log"
+    )
+    in_b = [
+        Command(
+            robot_argv,
+            {**base, **discovery_env("multicast", link, link.b)},
+            run_dir / f"{name}.log",
+        )
+        for name, robot_argv in robot_argvs
+    ]
+    result = run_across_veth(
+        link, [learner], in_b, until=learner, end_when_any_exits=False, timeout_s=120 + steps / 5
+    )
+    summary_path = run_dir / "summary.yaml"
+    if result["until_returncode"] != 0 or not summary_path.exists():
+        result["error"] = learner.log.read_text(errors="replace")[-1500:]
+        return result
+    summary = yaml.safe_load(summary_path.read_text())
+    keep = ("env_steps", "env_steps_by_robot", "updates", "wall_time_s", "env_steps_per_s")
+    keep += ("final_eval_return", "policy_staleness_updates_p50", "policy_staleness_updates_p99")
+    keep += ("transition_latency_p50_ms", "transition_latency_p99_ms", "learner_counters")
+    result["summary"] = {k: summary.get(k) for k in keep}
+    return result
+
+
 def actor_weights(task: str = "pendulum") -> int:
     """Float64 values of the task's actor (config/<task>.yaml's ``actor_hidden``)."""
     import yaml
@@ -486,6 +527,10 @@ def run(quick: bool) -> dict[str, Any]:
                     f"first after {r.get('first_at_s')} s; veth {r['veth']['bytes']} B",
                     flush=True,
                 )
+            key = "fleet/learner_in_a/2_robots_in_b"
+            r = _fleet(link, tmp / key.replace("/", "-"), robots=2, steps=steps // 2)
+            out["runs"][key] = r
+            print(f"[netns] {key}: {r.get('summary', r.get('error'))}; veth {r['veth']}")
     except NetnsUnavailableError as exc:
         print(f"[netns] skipped: {exc}", flush=True)
         return {"skipped": str(exc)}

@@ -577,7 +577,7 @@ def netns_section(data: dict[str, Any]) -> list[str]:
     columns = ("run", "env steps", "env steps/s", "latency p50 / p99 (ms)", "run (s)")
     columns += ("veth bytes", "B/s over the run", "B/s busiest second", "B per env step (run)")
     out.append(_header(*columns))
-    trainings = {k: r for k, r in data["runs"].items() if not k.startswith("weights/")}
+    trainings = {k: r for k, r in data["runs"].items() if not k.startswith(("weights/", "fleet/"))}
     for key, r in trainings.items():
         if "error" in r:
             out.append(f"| {key} | failed: {r['error'][:200]!r} |")
@@ -602,6 +602,28 @@ def netns_section(data: dict[str, Any]) -> list[str]:
         out.append(
             f"\nLockstep env steps/s across the veth / within one namespace (multicast): "
             f"x{ratio:.2f}."
+        )
+    for key, r in data["runs"].items():
+        if not key.startswith("fleet/"):
+            continue
+        if "error" in r:
+            out.append(f"\n{key}: failed: {r['error'][:300]!r}")
+            continue
+        s, v = r["summary"], r["veth"]
+        counters = s["learner_counters"]
+        out.append(
+            f"\nFleet across the veth ({key}: `train_cli.fleet_commands`, the learner node in A, "
+            f"two robots (sim + actor node) in B, real time, multicast): "
+            f"{s['env_steps']} env steps ({s['env_steps_by_robot']}), {s['updates']} updates, "
+            f"{s['env_steps_per_s']:.1f} env steps/s, final evaluation "
+            f"{s['final_eval_return']:.0f}; staleness p50/p99 {s['policy_staleness_updates_p50']}"
+            f" / {s['policy_staleness_updates_p99']} updates; transition latency p50/p99 "
+            f"{s['transition_latency_p50_ms']:.0f} / {s['transition_latency_p99_ms']:.0f} ms; "
+            f"{counters.get('batches_stored', 0)} batches stored, "
+            f"{counters.get('batches_missing', 0)} missing; veth {v['bytes']:,} bytes in "
+            f"{r['wall_s']:.0f} s ({v['bytes_per_s']:,.0f} B/s, busiest second "
+            f"{v['peak_bytes_per_s']:,.0f} B/s: the policies, {counters.get('policy_bytes', 0):,} "
+            f"bytes of them)."
         )
     weights = {k: r for k, r in data["runs"].items() if k.startswith("weights/")}
     if weights:
