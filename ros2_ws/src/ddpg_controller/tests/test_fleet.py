@@ -3,7 +3,8 @@
 The messages' layout round-trips; `ddpg-train --robots 2` trains end to end with both robots'
 transitions in one replay; and the faults a fleet meets are counted, never stored: duplicate,
 late, non-finite and wrong-shape transition batches, wrong-shape and stale policies, and a learner
-that restarts from its checkpoint while the robot keeps acting and queueing.
+that restarts from its checkpoint while the robot keeps acting and queueing, and a robot that
+joins late and leaves.
 """
 
 from __future__ import annotations
@@ -211,6 +212,18 @@ def test_faults_are_counted_and_a_learner_restart_loses_nothing(tmp_path, spawn,
         policies.publish(encode_policy(weights))
         ros.spin_until(lambda: False, 0.5)
 
+    # A robot joins late and leaves after one episode: training goes on.
+    spawn(*_node("sim_node", config, "robot_1", mode="lockstep"))
+    late = spawn(*_node("actor_node", config, "robot_1", lockstep=True))
+
+    def joined() -> bool:
+        return any(row["robot"] == "robot_1" for row in metrics.read_metrics())
+
+    assert ros.spin_until(joined, 60), late.output()[-2000:]
+    late.stop()
+    episodes = len(metrics.read_metrics())
+    assert ros.spin_until(lambda: len(metrics.read_metrics()) >= episodes + 2, 60)
+
     # The learner stops (Ctrl-C: it checkpoints); the robot goes on acting meanwhile.
     learner.popen.send_signal(signal.SIGINT)
     assert learner.wait(60) == 0, learner.output()[-2000:]
@@ -229,6 +242,7 @@ def test_faults_are_counted_and_a_learner_restart_loses_nothing(tmp_path, spawn,
     assert counters["transitions_nonfinite"] == 1
     assert counters["batches_wrong_shape"] == 1
     assert summary["env_steps_by_robot"]["robot_x"] == 2 + 2 + 1
+    assert summary["env_steps_by_robot"]["robot_1"] >= 200
     actor_counters = summary["actor_counters"]["robot_0"]
     assert actor_counters["policies_refused_shape"] >= 1
     assert actor_counters["policies_refused_stale"] >= 1
