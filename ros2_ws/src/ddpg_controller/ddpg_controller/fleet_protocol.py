@@ -214,6 +214,7 @@ def decode_transitions(msg: Float64MultiArray) -> TransitionBatch:
 class PolicyWeights:
     run: str  # the learner's run directory: versions count within one run
     version: int  # the learner's update count when the policy was taken
+    published_unix_s: float  # wall clock at the learner when it was published
     env_steps: int  # transitions the learner has stored over the whole fleet
     warmup: bool  # the learner is still collecting uniformly random actions
     steps_per_robot: int  # lockstep: steps each robot may take on this policy; -1: no limit
@@ -229,6 +230,7 @@ def encode_policy(policy: PolicyWeights) -> Float64MultiArray:
         "format": FORMAT,
         "run": policy.run,
         "version": policy.version,
+        "published_unix_s": policy.published_unix_s,
         "env_steps": policy.env_steps,
         "warmup": policy.warmup,
         "steps_per_robot": policy.steps_per_robot,
@@ -260,6 +262,7 @@ def decode_policy(msg: Float64MultiArray) -> PolicyWeights:
         policy = PolicyWeights(
             str(header["run"]),
             int(header["version"]),
+            float(header["published_unix_s"]),
             int(header["env_steps"]),
             bool(header["warmup"]),
             int(header["steps_per_robot"]),

@@ -191,6 +191,7 @@ class FleetLearnerNode(Node):
         weights = PolicyWeights(
             run=str(self.run.path.resolve()),
             version=self.agent.num_updates,
+            published_unix_s=time.time(),
             env_steps=self.env_steps,
             warmup=self.agent.total_steps < self.config.warmup_steps,
             steps_per_robot=self._steps_per_robot(),

@@ -55,7 +55,9 @@ def test_messages_round_trip_and_malformed_ones_are_errors() -> None:
     assert rows.shape[1] == len(TRANSITION_COLUMNS) + 3 + 1 + 3
 
     blocks = {"obs_mean": np.zeros(3), "obs_std": np.ones(3), "out.weight": np.arange(6.0)}
-    sent = PolicyWeights("run", 40, 1000, False, -1, {"type": "ou"}, 0.5, [8], float("inf"), blocks)
+    sent = PolicyWeights(
+        "run", 40, 0.0, 1000, False, -1, {"type": "ou"}, 0.5, [8], float("inf"), blocks
+    )
     policy = decode_policy(encode_policy(sent))
     assert (policy.run, policy.version, policy.env_steps, policy.actor_hidden) == (
         "run",
@@ -208,7 +210,9 @@ def test_faults_are_counted_and_a_learner_restart_loses_nothing(tmp_path, spawn,
     run = str(run_dir.resolve())
     wrong = {"obs_mean": np.zeros(3), "obs_std": np.ones(3), "out.weight": np.zeros(8)}
     for version, blocks in ((10**9, wrong), (0, wrong)):
-        weights = PolicyWeights(run, version, 0, False, -1, {"type": "ou"}, 1.0, [8], 10.0, blocks)
+        weights = PolicyWeights(
+            run, version, 0.0, 0, False, -1, {"type": "ou"}, 1.0, [8], 10.0, blocks
+        )
         policies.publish(encode_policy(weights))
         ros.spin_until(lambda: False, 0.5)
 
