@@ -182,7 +182,7 @@ class FleetActorNode(Node):
         self.deferred_state: tuple[int, RobotState] | None = None
         self.evaluation_requests: deque[dict] = deque()
         self.evaluation: dict | None = None  # the request whose episodes run now
-        self.answered: set[int] = set()
+        self.answered: set[str] = set()  # evaluation requests taken
         self.held_policy: Float64MultiArray | None = None
         self.waiting: _Pending | None = None  # lockstep: a state held for the learner
         self.steps_on_policy = 0
@@ -225,18 +225,19 @@ class FleetActorNode(Node):
         if same_run and weights.version < self.weights.version:
             self.counters["policies_refused_stale"] += 1
             return
-        if self.policy is None:
-            self.policy = acting_policy_for(weights, self.task)
-            self.noise = make_noise(
-                NoiseConfig(**weights.noise), self.task.action_dim, self.settings["seed"]
-            )
-        mismatch = load_weights(self.policy, weights)
+        policy = self.policy or acting_policy_for(weights, self.task)
+        mismatch = load_weights(policy, weights)
         if mismatch:
             self.counters["policies_refused_shape"] += 1
             self.get_logger().error(
                 f"policy {weights.version} refused: {mismatch}", throttle_duration_sec=1.0
             )
             return
+        if self.policy is None:
+            self.policy = policy
+            self.noise = make_noise(
+                NoiseConfig(**weights.noise), self.task.action_dim, self.settings["seed"]
+            )
         self.weights = weights
         self.steps_on_policy = 0  # actions taken on this policy (lockstep allowance)
         self.counters["policies_loaded"] += 1

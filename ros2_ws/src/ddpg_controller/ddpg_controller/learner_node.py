@@ -27,6 +27,7 @@ the fleet learns with the configured ratio, as the single-robot controller does 
 from __future__ import annotations
 
 import dataclasses
+import random
 import sys
 import time
 from collections import defaultdict, deque
@@ -152,7 +153,9 @@ class FleetLearnerNode(Node):
         self.final_eval = False
         self.evaluation: dict | None = None  # the request under way and its returns
         self.eval_history: list[tuple[int, float]] = []
-        self.evaluation_id = 0
+        self.evaluations_begun = 0
+        # Request ids unique to this learner process: a restarted learner's are new to the robots.
+        self.session = random.SystemRandom().randrange(2**31)
 
         self.policy_publisher = self.create_publisher(Float64MultiArray, POLICY_TOPIC, POLICY_QOS)
         self.evaluate_publisher = self.create_publisher(String, EVALUATE_TOPIC, REPORT_QOS)
@@ -327,11 +330,11 @@ class FleetLearnerNode(Node):
     def _begin_evaluation(self, episodes: int) -> None:
         """Share ``episodes`` among the evaluators: with several robots an evaluation is over
         sooner, as training is."""
-        self.evaluation_id += 1
+        self.evaluations_begun += 1
         robots = self._evaluators()
         shares = np.diff(np.linspace(0, max(1, episodes), len(robots) + 1).round()).astype(int)
         self.evaluation = {
-            "id": self.evaluation_id,
+            "id": f"{self.session}-{self.evaluations_begun}",
             "episodes": max(1, episodes),
             "returns": [],
             "versions": [],
