@@ -47,7 +47,13 @@ BASE_NICE = os.getpriority(os.PRIO_PROCESS, 0)
 JUDGE_NICE = 10
 
 
-def params_file(tmp: Path, robots: int, total_steps: int, evaluate_on_robots: bool) -> Path:
+def params_file(
+    tmp: Path,
+    robots: int,
+    total_steps: int,
+    evaluate_on_robots: bool,
+    learner_params: dict[str, Any] | None = None,
+) -> Path:
     document = yaml.safe_load(PACKAGE_CONFIG.read_text())
     controller = document["/**/controller"]["ros__parameters"]
     controller.update(
@@ -59,6 +65,7 @@ def params_file(tmp: Path, robots: int, total_steps: int, evaluate_on_robots: bo
         save_replay=False,
         evaluators=[f"robot_{k}" for k in range(robots)],
     )
+    controller.update(learner_params or {})
     path = tmp / f"fleet-{robots}.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     return path
@@ -251,9 +258,15 @@ def train(
 
 
 def fleet_run(
-    tmp: Path, robots: int, seed: int, total_steps: int, mode: str, judge: PolicyJudge | None
+    tmp: Path,
+    robots: int,
+    seed: int,
+    total_steps: int,
+    mode: str,
+    judge: PolicyJudge | None,
+    learner_params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    config = params_file(tmp, robots, total_steps, evaluate_on_robots=judge is None)
+    config = params_file(tmp, robots, total_steps, judge is None, learner_params)
     run_dir = tmp / f"{mode}-{robots}-s{seed}"
     args = ["--robots", str(robots), "--sim-mode", mode, "--seed", str(seed)]
     args += ["--config", str(config)]
@@ -290,7 +303,13 @@ def single_robot_lockstep(tmp: Path, seed: int, total_steps: int) -> dict[str, A
     return result
 
 
-def run(robot_counts: list[int], seeds: list[int], quick: bool, lockstep_robots: list[int]) -> dict:
+def run(
+    robot_counts: list[int],
+    seeds: list[int],
+    quick: bool,
+    lockstep_robots: list[int],
+    learner_params: dict[str, Any] | None = None,
+) -> dict:
     from ddpg_controller.ros_common import claim_free_domain_id
 
     # One DDS domain for the benchmark and its runs (one after another), nobody else's.
@@ -306,13 +325,13 @@ def run(robot_counts: list[int], seeds: list[int], quick: bool, lockstep_robots:
         tmp = Path(tmp_name)
         for seed in seeds:
             for robots in robot_counts:
-                runs.append(fleet_run(tmp, robots, seed, total, "realtime", judge))
+                runs.append(fleet_run(tmp, robots, seed, total, "realtime", judge, learner_params))
         lockstep_steps = 1_000 if quick else 3_000
         runs.append(single_robot_lockstep(tmp, seeds[0], lockstep_steps))
         for robots in lockstep_robots:
             runs.append(fleet_run(tmp, robots, seeds[0], lockstep_steps, "lockstep", None))
     judge.close()
-    return {"runs": runs, "machine": common.machine_info()}
+    return {"runs": runs, "machine": common.machine_info(), "learner_params": learner_params}
 
 
 def _mean(values: list[float]) -> str:
@@ -332,6 +351,8 @@ def report(data: dict[str, Any]) -> str:
     runs = [r for r in data["runs"] if r["mode"] == "realtime"]
     lines = [
         "# Fleet scaling: pendulum, sims in real time (20 Hz), one learner",
+        "",
+        f"Learner parameters beyond config/pendulum.yaml: {data.get('learner_params') or 'none'}.",
         "",
         "| robots | seed | solved | wall time to solve (s) | fleet env steps at solve | "
         "env steps/s (total / per robot) | staleness p50/p99 (updates) | "
@@ -397,12 +418,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--tag", default=None)
+    parser.add_argument(
+        "--learner-param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a parameter of the learner (the file's controller section) for every run; YAML value",
+    )
     args = parser.parse_args(argv)
+    learner_params = {}
+    for item in args.learner_param:
+        name, _, value = item.partition("=")
+        learner_params[name] = yaml.safe_load(value)
     data = run(
         [int(v) for v in args.robots.split(",") if v],
         [int(v) for v in args.seeds.split(",") if v],
         args.quick,
         [int(v) for v in args.lockstep_robots.split(",") if v],
+        learner_params,
     )
     tag = args.tag or common.today() + ("-quick" if args.quick else "")
     common.save_result("fleet", data, tag)
