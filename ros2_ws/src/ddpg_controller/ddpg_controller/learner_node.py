@@ -178,9 +178,7 @@ class FleetLearnerNode(Node):
         if self.env_steps == 0 and self.settings["eval_every_steps"]:
             self._begin_evaluation(self.settings["eval_episodes"])  # the untrained policy
         self.create_timer(1.0, self._resend_evaluation)
-        self.create_timer(
-            0.5, lambda: self.stored_publisher.publish(encode_json(self.inbox.sequences))
-        )
+        self.create_timer(0.5, self._acknowledge)
         self.learner.start()
         self.get_logger().info(
             f"fleet learner for {self.task.name}: run dir {self.run.path}, device "
