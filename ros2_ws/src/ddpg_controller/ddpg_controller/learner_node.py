@@ -60,7 +60,12 @@ from ddpg_controller.learning.ddpg import DDPG
 from ddpg_controller.learning.schedule import TrainingSchedule
 from ddpg_controller.ros_common import run_node
 from ddpg_controller.ros_params import declare_all, declare_dataclass
-from ddpg_controller.run_directory import RunDirectory, completes_despite_ctrl_c, default_run_dir
+from ddpg_controller.run_directory import (
+    FLEET_COUNTERS,
+    RunDirectory,
+    completes_despite_ctrl_c,
+    default_run_dir,
+)
 from ddpg_controller.tasks import load_task
 
 _SHARED = (
@@ -398,8 +403,17 @@ class FleetLearnerNode(Node):
                 "updates_per_s": self.learner.updates_per_second(),
                 "wall_time_s": time.monotonic() - self.started,
                 "robot": robot,
+                **self.fleet_counters(),
             }
         )
+
+    def fleet_counters(self) -> dict[str, int]:
+        """``run_directory.FLEET_COUNTERS``: this learner's and the robots' (as last reported)."""
+        counters = {**self.counters, "updates_dropped": self.learner.updates_dropped}
+        for reported in self.actor_counters.values():
+            for name, value in reported.items():
+                counters[f"robots_{name}"] = counters.get(f"robots_{name}", 0) + int(value)
+        return {name: counters.get(name, 0) for name in FLEET_COUNTERS}
 
     def _checkpoint_state(self) -> dict:
         return {
@@ -449,6 +463,7 @@ class FleetLearnerNode(Node):
             "policy_staleness_updates_p99": _percentile(self.staleness, 99),
             "transition_latency_p50_ms": self.transition_latency.percentile_ms(50),
             "transition_latency_p99_ms": self.transition_latency.percentile_ms(99),
+            "fleet_counters": self.fleet_counters(),
             "learner_counters": dict(sorted(self.counters.items())),
             "actor_counters": dict(sorted(self.actor_counters.items())),
             "policy": str(self.run.policy),

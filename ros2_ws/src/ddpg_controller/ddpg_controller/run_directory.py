@@ -28,6 +28,24 @@ if TYPE_CHECKING:
     from ddpg_controller.learning.ddpg import DDPG
     from ddpg_controller.tasks import Task
 
+# Fleet training's counters (learner_node): the learner's, then the robots' summed (``robots_``);
+# cumulative, on every row the fleet learner writes, empty for a single robot.
+FLEET_COUNTERS = (
+    "batches_stored",
+    "batches_missing",
+    "batches_duplicate_or_late",
+    "batches_wrong_shape",
+    "batches_malformed",
+    "transitions_nonfinite",
+    "learner_restarts",
+    "updates_dropped",
+    "robots_batches_dropped",
+    "robots_transitions_dropped",
+    "robots_policies_refused_shape",
+    "robots_policies_refused_stale",
+    "robots_policies_malformed",
+    "robots_nonfinite_states",
+)
 METRICS_COLUMNS = (
     "step",
     "episode",
@@ -41,6 +59,7 @@ METRICS_COLUMNS = (
     "latency_p99_ms",
     "wall_time_s",
     "robot",  # the fleet's robot that ran the episode; empty for a single robot
+    *FLEET_COUNTERS,
 )
 
 

@@ -247,6 +247,10 @@ def test_faults_are_counted_and_a_learner_restart_loses_nothing(tmp_path, spawn,
     assert counters["batches_wrong_shape"] == 1
     assert summary["env_steps_by_robot"]["robot_x"] == 2 + 2 + 1
     assert summary["env_steps_by_robot"]["robot_1"] >= 200
+    # The same counters, cumulative, on the last row of metrics.csv.
+    last_row = metrics.read_metrics()[-1]
+    for name in ("batches_missing", "transitions_nonfinite", "learner_restarts"):
+        assert int(last_row[name]) == summary["fleet_counters"][name] == counters[name]
     actor_counters = summary["actor_counters"]["robot_0"]
     assert actor_counters["policies_refused_shape"] >= 1
     assert actor_counters["policies_refused_stale"] >= 1
