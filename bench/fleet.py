@@ -5,11 +5,11 @@ learner, and lockstep fleets against today's single-robot lockstep training.
 
 Each run is ``ddpg-train --robots N --sim-mode realtime`` (the path of ``./run train --robots N``)
 with the task's parameter file (no evaluations on the robots, no checkpoints). The benchmark
-listens to the policies the learner publishes and evaluates one every 1,000 fleet steps
-in-process (``PolicyJudge``: 10 deterministic episodes, the same start states for every run,
-niced so that it takes no CPU from the fleet); the wall time to solve is the time from the start
-of ``ddpg-train`` to the publication of the first policy whose evaluation is ≥ −200, and the run
-is stopped there. Reported per run, from the
+listens to the policies the learner publishes and evaluates one every 10 s of the fleet's steps
+(200 steps per robot at 20 Hz) in-process (``PolicyJudge``: 10 deterministic episodes, the same
+start states for every run, niced so that it takes no CPU from the fleet); the wall time to solve
+is the time from the start of ``ddpg-train`` to the publication of the first policy whose
+evaluation is ≥ −200, and the run is stopped there. Reported per run, from the
 learner's summary.yaml: env steps/s in total and per robot, policy staleness (learner updates
 between the acting policy and storage) p50/p99, transition latency robot → replay p50/p99, DDS
 payload bytes/s (transitions + policies), and per process kind the CPU share and the peak resident
@@ -42,7 +42,7 @@ PACKAGE_CONFIG = (
 )
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
-EVALUATE_EVERY = 1000  # fleet env steps between in-process evaluations of the newest policy
+JUDGE_EVERY_S = 10.0  # real-time seconds of robot steps between evaluations of a policy
 BASE_NICE = os.getpriority(os.PRIO_PROCESS, 0)
 JUDGE_NICE = 10
 
@@ -73,7 +73,7 @@ def params_file(
 
 class PolicyJudge:
     """Evaluates the fleet's published policies in-process, as they come: every
-    ``EVALUATE_EVERY`` fleet steps, 10 deterministic episodes of the task's gym env (start states
+    ``JUDGE_EVERY_S`` of fleet steps, 10 deterministic episodes of the task's gym env (start states
     from seeds 1000..1009, the same for every run). The robots lose no time to evaluations, so
     the wall time to solve measures learning alone, alike for every fleet size."""
 
@@ -101,11 +101,14 @@ class PolicyJudge:
         self.node.create_subscription(Float64MultiArray, POLICY_TOPIC, self._on_policy, qos)
         self.reset()
 
-    def reset(self, run_dir: Path | None = None) -> None:
-        """Judge the run that writes ``run_dir`` (a policy names its learner's run directory)."""
+    def reset(self, run_dir: Path | None = None, robots: int = 1) -> None:
+        """Judge the run that writes ``run_dir`` (a policy names its learner's run directory):
+        a policy every ``JUDGE_EVERY_S`` seconds of the fleet's steps at the task's rate, so the
+        time to solve has the same resolution whatever the number of robots."""
         self.run = str(run_dir.resolve()) if run_dir is not None else None
+        self.evaluate_every = round(JUDGE_EVERY_S / self.task.control_period) * robots
         self.candidates: deque[tuple[float, Any]] = deque()
-        self.next_mark = EVALUATE_EVERY
+        self.next_mark = self.evaluate_every
         self.history: list[dict[str, float]] = []
         self.started = time.time()  # policies carry their wall-clock publication time
 
@@ -117,7 +120,8 @@ class PolicyJudge:
             return  # the last run's, still in the queue
         if weights.env_steps >= self.next_mark and not weights.warmup:
             self.candidates.append((weights.published_unix_s - self.started, weights))
-            self.next_mark = (weights.env_steps // EVALUATE_EVERY + 1) * EVALUATE_EVERY
+            every = self.evaluate_every
+            self.next_mark = (weights.env_steps // every + 1) * every
 
     def poll(self) -> float | None:
         """Spin a little; evaluate the oldest candidate; its publication time (s) when it solves
@@ -215,7 +219,11 @@ def _undo_nice() -> None:
 
 
 def train(
-    args: list[str], run_dir: Path, timeout: float, judge: PolicyJudge | None = None
+    args: list[str],
+    run_dir: Path,
+    timeout: float,
+    judge: PolicyJudge | None = None,
+    robots: int = 1,
 ) -> dict[str, Any]:
     """One ``ddpg-train`` run; its summary plus per-process CPU and memory. With a ``judge``
     the run is stopped (Ctrl-C: the learner checkpoints and writes its summary) once a policy
@@ -232,7 +240,7 @@ def train(
     sampler = ProcessSampler(process.pid)
     solved_at = None
     if judge is not None:
-        judge.reset(run_dir)
+        judge.reset(run_dir, robots)
     last_sample = 0.0
     while process.poll() is None:
         if time.monotonic() - last_sample >= 1.0:
@@ -271,7 +279,7 @@ def fleet_run(
     args = ["--robots", str(robots), "--sim-mode", mode, "--seed", str(seed)]
     args += ["--config", str(config)]
     timeout = 60 + 1.5 * total_steps / (20 * robots) if mode == "realtime" else 1800
-    result = train(args, run_dir, timeout, judge)
+    result = train(args, run_dir, timeout, judge, robots)
     counters = result.get("learner_counters", {})
     wall = result.get("wall_time_s") or result["wall_s"]
     result.update(
