@@ -3,7 +3,9 @@
 ``python -m bench [BENCHMARK ...] [--quick] [--seeds N|LIST] [--tasks T,..] [--variants V,..]``
 
 Benchmarks: learning (1 and 2), update-step (3), ros (4), memory (5), control-loop (6), gpu (7,
-only with CUDA); none named = all.
+only with CUDA), netns (8, only as root: ROS 2 across two network namespaces); none named = all.
+``fleet`` (robots feeding one learner) runs alone, with its own arguments:
+``python -m bench fleet --help``.
 ``report`` only rebuilds ``bench/results/<date>.md`` from the JSON already there.
 ``--quick`` uses tiny budgets to check that the suite works; its files are tagged
 ``<date>-quick`` so they never overwrite a full run's results.
@@ -28,10 +30,15 @@ def _str_list(text: str) -> list[str]:
     return [v for v in text.split(",") if v]
 
 
-BENCHMARKS = ("learning", "update-step", "ros", "memory", "control-loop", "gpu")
+BENCHMARKS = ("learning", "update-step", "ros", "memory", "control-loop", "gpu", "netns")
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["fleet"]:  # its own arguments: bench/fleet.py
+        from bench import fleet
+
+        return fleet.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument(
         "benchmarks", nargs="*", help=f"any of {', '.join(BENCHMARKS)}, all, report (default: all)"
@@ -130,6 +137,15 @@ def main(argv: list[str] | None = None) -> int:
 
             common.print_header("GPU learner (benchmark 7)", {"quick": args.quick}, machine)
             data = gpu.run(args.quick, list(range(args.seeds)))
+        elif name == "netns":
+            from bench import netns
+
+            common.print_header(
+                "two computers: network namespaces joined by a veth (benchmark 8)",
+                {"quick": args.quick, "task": "pendulum", "discovery": netns.DISCOVERY_KINDS},
+                machine,
+            )
+            data = netns.run(args.quick)
         else:
             from bench import memory
 

@@ -568,12 +568,106 @@ def gpu_section(data: dict[str, Any]) -> list[str]:
     return out
 
 
+def netns_section(data: dict[str, Any]) -> list[str]:
+    out = ["## 8. Two computers: ROS 2 across a veth between two network namespaces\n"]
+    if data.get("skipped"):
+        return [*out, f"Skipped: {data['skipped']}.\n"]
+    out.append(_machine(data.get("machine")))
+    out.append(
+        f"`./run train --task pendulum --steps {data['steps']}` (lockstep, learning from step "
+        "1,000, one final evaluation episode), its two nodes started by `bench/netns.py` in "
+        f"namespaces A and B joined by a veth ({data['subnet']}, no other interface, no default "
+        "route), each run on a domain of its own. Discovery: `multicast` = "
+        "`ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET`; `static_peers` = `LOCALHOST` + "
+        "`ROS_STATIC_PEERS=<the other side's address>`; `discovery_server` = `LOCALHOST` + "
+        "`ROS_DISCOVERY_SERVER=<A's address>:11811` with `fastdds discovery` running in A. Bytes "
+        "are counted on the veth (both directions) from the nodes' start to their exit, "
+        "discovery included; the busiest second is the training itself.\n"
+    )
+    columns = ("run", "env steps", "env steps/s", "latency p50 / p99 (ms)", "run (s)")
+    columns += ("veth bytes", "B/s over the run", "B/s busiest second", "B per env step (run)")
+    out.append(_header(*columns))
+    trainings = {k: r for k, r in data["runs"].items() if not k.startswith(("weights/", "fleet/"))}
+    for key, r in trainings.items():
+        if "error" in r:
+            out.append(f"| {key} | failed: {r['error'][:200]!r} |")
+            continue
+        s, v = r["summary"], r["veth"]
+        out.append(
+            f"| {key} | {s['env_steps']} | {s['env_steps_per_s']:.0f} | "
+            f"{s['latency_p50_ms']:.2f} / {s['latency_p99_ms']:.2f} | {r['wall_s']:.1f} | "
+            f"{v['bytes']:,} | {v['bytes_per_s']:,.0f} | {v['peak_bytes_per_s']:,.0f} | "
+            f"{v['bytes_per_env_step']:.0f} |"
+        )
+    if "bytes_per_extra_env_step" in data:
+        out.append(
+            f"\nOne lockstep env step costs {data['bytes_per_extra_env_step']:,.0f} bytes across "
+            "the veth (the long multicast run less the short one, per extra env step): the "
+            "state, the command, `/clock` and their reliable acknowledgements."
+        )
+    across = data["runs"].get("across_veth/multicast", {})
+    same = data["runs"].get("same_namespace/multicast", {})
+    if "summary" in across and "summary" in same:
+        ratio = across["summary"]["env_steps_per_s"] / same["summary"]["env_steps_per_s"]
+        out.append(
+            f"\nLockstep env steps/s across the veth / within one namespace (multicast): "
+            f"x{ratio:.2f}."
+        )
+    for key, r in data["runs"].items():
+        if not key.startswith("fleet/"):
+            continue
+        if "error" in r:
+            out.append(f"\n{key}: failed: {r['error'][:300]!r}")
+            continue
+        s, v = r["summary"], r["veth"]
+        counters = s["learner_counters"]
+        out.append(
+            f"\nFleet across the veth ({key}: `train_cli.fleet_commands`, the learner node in A, "
+            f"two robots (sim + actor node) in B, real time, multicast): "
+            f"{s['env_steps']} env steps ({s['env_steps_by_robot']}), {s['updates']} updates, "
+            f"{s['env_steps_per_s']:.1f} env steps/s, final evaluation "
+            f"{s['final_eval_return']:.0f}; staleness p50/p99 {s['policy_staleness_updates_p50']}"
+            f" / {s['policy_staleness_updates_p99']} updates; transition latency p50/p99 "
+            f"{s['transition_latency_p50_ms']:.0f} / {s['transition_latency_p99_ms']:.0f} ms; "
+            f"{counters.get('batches_stored', 0)} batches stored, "
+            f"{counters.get('batches_missing', 0)} missing; veth {v['bytes']:,} bytes in "
+            f"{r['wall_s']:.0f} s ({v['bytes_per_s']:,.0f} B/s, busiest second "
+            f"{v['peak_bytes_per_s']:,.0f} B/s: the policies, {counters.get('policy_bytes', 0):,} "
+            f"bytes of them)."
+        )
+    weights = {k: r for k, r in data["runs"].items() if k.startswith("weights/")}
+    if weights:
+        out.append(
+            f"\nThe policy topic's QoS across the veth (`bench/weights_probe.py`, multicast): a "
+            f"Float64MultiArray of {data['weights_values']:,} values (the pendulum actor's "
+            f"weights, {8 * data['weights_values'] / 1e3:,.0f} kB), reliable + transient local, "
+            "keep-last 1; `streaming`: one every 0.5 s for 12 s to a subscriber listening 10 s; "
+            "`late_joiner`: one message, the subscriber starts 4 s after it (its latency is "
+            "then the message's age).\n"
+        )
+        columns = ("run", "received", "versions", "latency p50 / max (ms)")
+        columns += ("first message after the subscriber's start (s)", "veth bytes")
+        out.append(_header(*columns))
+        for key, r in weights.items():
+            if "error" in r:
+                out.append(f"| {key} | failed: {r['error'][:200]!r} |")
+                continue
+            versions = r["versions"]
+            shown = ", ".join(map(str, versions[:3])) + (", ..." if len(versions) > 3 else "")
+            out.append(
+                f"| {key} | {r['received']} | {shown} | {r['latency_ms_p50']:,.0f} / "
+                f"{r['latency_ms_max']:,.0f} | {r['first_at_s']:.2f} | {r['veth']['bytes']:,} |"
+            )
+    out.append("")
+    return out
+
+
 def build(tag: str) -> Path:
     parts = [
         f"# ddpg_controller benchmarks, {tag}\n",
         "Generated by `python -m bench` (`./run bench`); raw JSON beside this file is git-ignored. "
         "Rebuild this file from the JSON with `python -m bench report`. Subsets: "
-        "`./run bench learning|update-step|ros|memory|control-loop|gpu`, `--quick` for tiny "
+        "`./run bench learning|update-step|ros|memory|control-loop|gpu|netns`, `--quick` for tiny "
         "budgets (tagged `<date>-quick`), `--seeds N|LIST`, `--tasks T,..`, `--variants V,..`.\n",
         "What each benchmark measures: (1) final deterministic return after the same env-step "
         "budget, same seeds, matched hyperparameters, this package vs SB3 DDPG; (2) the wall time "
@@ -582,7 +676,8 @@ def build(tag: str) -> Path:
         "at 500 Hz in real time; (5) resident memory of a filled 1e6-transition replay; (6) a "
         "real-time control loop's late ticks and latency with the learner on vs off; (7) with "
         "CUDA: updates/s as a CUDA graph vs eager vs SB3, the loop beside a GPU learner, "
-        "Pendulum-v1 on the GPU vs the CPU.\n",
+        "Pendulum-v1 on the GPU vs the CPU; (8) as root: lockstep training with its two nodes "
+        "in two network namespaces joined by a veth, and the DDS bytes/s across it.\n",
     ]
     body: list[str] = []
     targets: list[tuple[str, str, str, str]] = []
@@ -612,6 +707,9 @@ def build(tag: str) -> Path:
     gpu = load_result("gpu", tag)
     if gpu and not gpu.get("skipped"):
         body += gpu_section(gpu)
+    netns = load_result("netns", tag)
+    if netns:
+        body += netns_section(netns)
     parts.append("## Targets\n")
     parts.append("| target | measured | goal | result |")
     parts.append("|---|---|---|---|")

@@ -38,6 +38,8 @@ setup(
             f"sim_node = {PACKAGE}.sim_node:main",
             f"controller_node = {PACKAGE}.controller_node:main",
             f"deploy_node = {PACKAGE}.deploy_node:main",
+            f"actor_node = {PACKAGE}.actor_node:main",
+            f"learner_node = {PACKAGE}.learner_node:main",
             f"ddpg-train = {PACKAGE}.train_cli:main",
             f"ddpg-deploy = {PACKAGE}.deploy_cli:main",
         ],

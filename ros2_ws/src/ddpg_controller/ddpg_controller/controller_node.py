@@ -19,9 +19,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import rclpy
@@ -34,21 +32,19 @@ from std_srvs.srv import Trigger
 
 from ddpg_controller.latency import LatencyMeter
 from ddpg_controller.learner import BackgroundLearner
-from ddpg_controller.learning.checkpoint import load_checkpoint, save_checkpoint
 from ddpg_controller.learning.config import DDPGConfig
 from ddpg_controller.learning.ddpg import DDPG
-from ddpg_controller.learning.export import export_policy
 from ddpg_controller.learning.schedule import TrainingSchedule
 from ddpg_controller.ros_common import (
     COMMAND_QOS,
     STATE_QOS,
     joint_state_by_name,
     reset_stamp_ns,
-    spin_until_shutdown,
+    run_node,
     stamp_to_ns,
 )
 from ddpg_controller.ros_params import declare_all, declare_dataclass
-from ddpg_controller.run_directory import RunDirectory, completes_despite_ctrl_c
+from ddpg_controller.run_directory import RunDirectory, completes_despite_ctrl_c, default_run_dir
 from ddpg_controller.safety import SafetyLayer, Verdict, task_safety_config
 from ddpg_controller.state_assembly import StateAssembler
 from ddpg_controller.tasks import RobotState, load_task
@@ -127,7 +123,7 @@ class DDPGControllerNode(Node):
             self.config,
             seed=self.settings["seed"],
         )
-        self.run = RunDirectory(self.settings["run_dir"] or _default_run_dir(self.task.name))
+        self.run = RunDirectory(self.settings["run_dir"] or default_run_dir(self.task.name))
         self.env_steps = 0
         self.episodes = 0
         self.schedule = TrainingSchedule(
@@ -432,19 +428,12 @@ class DDPGControllerNode(Node):
         )
 
     def save_checkpoint(self) -> None:
-        with self.learner.paused():
-            save_checkpoint(
-                self.run.checkpoint,
-                self.agent,
-                extra={"env_steps": self.env_steps, "episodes": self.episodes},
-                include_replay=self.settings["save_replay"],
-            )
+        extra = {"env_steps": self.env_steps, "episodes": self.episodes}
+        self.run.save_agent(self.agent, self.learner, extra, self.settings["save_replay"])
         self.get_logger().info(f"checkpoint at step {self.env_steps}: {self.run.checkpoint}")
 
     def _resume(self) -> None:
-        if not self.run.checkpoint.exists():
-            raise FileNotFoundError(f"resume: no checkpoint at {self.run.checkpoint}")
-        extra = load_checkpoint(self.run.checkpoint, self.agent)
+        extra = self.run.load_agent(self.agent)
         self.env_steps = int(extra["env_steps"])
         self.episodes = int(extra["episodes"])
         self.schedule.resume(self.env_steps)
@@ -456,11 +445,6 @@ class DDPGControllerNode(Node):
         self.done = True
         self.learner.stop()
         self.save_checkpoint()
-        export_policy(
-            self.run.policy,
-            self.agent,
-            {**self.task.policy_metadata(), "env_steps": self.env_steps},
-        )
         wall = time.monotonic() - self.started
         latency = self.latency.summary_ms()
         summary = {
@@ -484,8 +468,9 @@ class DDPGControllerNode(Node):
             "dropped_transitions": self.dropped_transitions,
             "policy": str(self.run.policy),
         }
-        self.run.write_summary(summary)
-        self.run.plot_learning_curve(f"DDPG on {self.task.name}")
+        self.run.write_results(
+            self.agent, self.task, self.env_steps, summary, f"DDPG on {self.task.name}"
+        )
         self.get_logger().info(f"training done: {summary}")
         if self.settings["shutdown_when_done"]:
             rclpy.try_shutdown()
@@ -499,25 +484,8 @@ class DDPGControllerNode(Node):
         self.run.close()
 
 
-def _default_run_dir(task: str) -> Path:
-    return Path("runs") / f"{task}-{datetime.now():%Y%m%d-%H%M%S}"
-
-
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = DDPGControllerNode()
-    except (ValueError, FileNotFoundError) as error:  # a bad parameter: say which, no traceback
-        print(f"controller_node: {error}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    try:
-        spin_until_shutdown(node)
-    finally:
-        node.close()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(DDPGControllerNode, "controller_node", args)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
@@ -26,9 +26,15 @@ def _interrupt_when_parent_dies() -> None:
 
 
 class NodeProcess:
-    """One node process whose output goes to ``log_path`` (or is inherited when None)."""
+    """One node process whose output goes to ``log_path`` (or is inherited when None); its
+    environment is ``env``, or this process's when None."""
 
-    def __init__(self, args: Sequence[str], log_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        args: Sequence[str],
+        log_path: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.args = list(args)
         self.log_path = log_path
         self._log = open(log_path, "wb") if log_path else None  # noqa: SIM115
@@ -36,6 +42,7 @@ class NodeProcess:
             self.args,
             stdout=self._log,
             stderr=subprocess.STDOUT if self._log else None,
+            env=None if env is None else dict(env),
             start_new_session=True,
             preexec_fn=_interrupt_when_parent_dies,
         )

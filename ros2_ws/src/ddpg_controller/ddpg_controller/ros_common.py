@@ -15,7 +15,7 @@ import random
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import IO
 
 import numpy as np
@@ -136,6 +136,25 @@ def joint_state_by_name(
     positions = np.asarray(msg.position, dtype=np.float64)[order]
     velocities = np.asarray(msg.velocity, dtype=np.float64)[order]
     return positions, velocities
+
+
+def run_node(make_node: Callable[[], Node], name: str, args: list[str] | None) -> int:
+    """A node's ``main``: a bad parameter is one line and exit 2; otherwise spin until shutdown
+    or Ctrl-C, then the node's ``close()`` (checkpoint, last words) and a clean exit 0."""
+    rclpy.init(args=args)
+    try:
+        node = make_node()
+    except (ValueError, FileNotFoundError) as error:  # a bad parameter: say which, no traceback
+        print(f"{name}: {error}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
+    try:
+        spin_until_shutdown(node)
+    finally:
+        node.close()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
 
 
 def spin_until_shutdown(node: Node, timeout_sec: float = 0.1) -> None:

@@ -15,13 +15,37 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import yaml
 
 from ddpg_controller.learning.atomic import atomic_write
 
+if TYPE_CHECKING:
+    from ddpg_controller.learner import BackgroundLearner
+    from ddpg_controller.learning.ddpg import DDPG
+    from ddpg_controller.tasks import Task
+
+# Fleet training's counters (learner_node): the learner's, then the robots' summed (``robots_``);
+# cumulative, on every row the fleet learner writes, empty for a single robot.
+FLEET_COUNTERS = (
+    "batches_stored",
+    "batches_missing",
+    "batches_duplicate_or_late",
+    "batches_wrong_shape",
+    "batches_malformed",
+    "transitions_nonfinite",
+    "learner_restarts",
+    "updates_dropped",
+    "robots_batches_dropped",
+    "robots_transitions_dropped",
+    "robots_policies_refused_shape",
+    "robots_policies_refused_stale",
+    "robots_policies_malformed",
+    "robots_nonfinite_states",
+)
 METRICS_COLUMNS = (
     "step",
     "episode",
@@ -34,6 +58,8 @@ METRICS_COLUMNS = (
     "latency_p50_ms",
     "latency_p99_ms",
     "wall_time_s",
+    "robot",  # the fleet's robot that ran the episode; empty for a single robot
+    *FLEET_COUNTERS,
 )
 
 
@@ -59,6 +85,37 @@ class RunDirectory:
             f" missing (written after the final evaluation); {self.checkpoint} holds the agent,"
             " the parameter resume=true continues from it"
         )
+
+    def save_agent(
+        self,
+        agent: DDPG,
+        learner: BackgroundLearner,
+        extra: Mapping[str, Any],
+        include_replay: bool,
+    ) -> None:
+        """Checkpoint ``agent`` with the caller's ``extra`` state, no training step under way."""
+        from ddpg_controller.learning.checkpoint import save_checkpoint
+
+        with learner.paused():
+            save_checkpoint(self.checkpoint, agent, dict(extra), include_replay=include_replay)
+
+    def load_agent(self, agent: DDPG) -> dict[str, Any]:
+        """Resume: restore ``agent`` from the checkpoint; returns the ``extra`` saved with it."""
+        from ddpg_controller.learning.checkpoint import load_checkpoint
+
+        if not self.checkpoint.exists():
+            raise FileNotFoundError(f"resume: no checkpoint at {self.checkpoint}")
+        return load_checkpoint(self.checkpoint, agent)
+
+    def write_results(
+        self, agent: DDPG, task: Task, env_steps: int, summary: Mapping[str, Any], title: str
+    ) -> None:
+        """Training is over: the deterministic policy for deploy, the summary, the curve."""
+        from ddpg_controller.learning.export import export_policy
+
+        export_policy(self.policy, agent, {**task.policy_metadata(), "env_steps": env_steps})
+        self.write_summary(summary)
+        self.plot_learning_curve(title)
 
     def write_config(self, config: Mapping[str, Any]) -> None:
         _write_text(self.path / "config.yaml", yaml.safe_dump(dict(config), sort_keys=True))
@@ -124,6 +181,11 @@ class RunDirectory:
             if value is not None and math.isfinite(float(value)):
                 self._tensorboard.add_scalar(f"{row.get('kind', 'train')}/{key}", value, step)
         self._tensorboard.flush()
+
+
+def default_run_dir(task: str) -> Path:
+    """``runs/<task>-<date>-<time>``: where a node writes when no run directory is given."""
+    return Path("runs") / f"{task}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
 Params = ParamSpec("Params")

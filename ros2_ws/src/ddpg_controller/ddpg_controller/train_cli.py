@@ -34,6 +34,15 @@ class NodeSpec:
 SIM_NODE = NodeSpec(executable="sim_node", name="sim")
 CONTROLLER_NODE = NodeSpec(executable="controller_node", name="controller")
 TRAIN_NODES = (SIM_NODE, CONTROLLER_NODE)
+# launch/fleet.launch.py: per robot a sim node and an actor node in namespace robot_<k>, and one
+# learner in namespace fleet (named controller: the parameter file's controller section is its).
+ACTOR_NODE = NodeSpec(executable="actor_node", name="actor")
+LEARNER_NODE = NodeSpec(executable="learner_node", name="controller")
+LEARNER_NAMESPACE = "fleet"
+
+
+def robot_namespace(index: int) -> str:
+    return f"robot_{index}"
 
 
 def package_config(task: str) -> Path:
@@ -130,6 +139,26 @@ def launch_parameters(spec: NodeSpec, args: argparse.Namespace, run_dir: Path) -
     }
 
 
+def fleet_parameters(
+    spec: NodeSpec, args: argparse.Namespace, run_dir: Path, robot: int = 0
+) -> dict:
+    """The per-node parameters ``launch/fleet.launch.py`` sets; robot k's seed is seed + k."""
+    task_file = task_file_parameter(args)
+    common = {"task": args.task, "task_file": task_file}
+    lockstep = args.sim_mode == "lockstep"
+    if spec == LEARNER_NODE:
+        return {
+            **common,
+            "seed": args.seed,
+            "run_dir": str(run_dir.resolve()),
+            "lockstep": lockstep,
+        }
+    seed = args.seed + robot
+    if spec == SIM_NODE:
+        return {**common, "seed": seed, "mode": args.sim_mode}
+    return {**common, "seed": seed, "lockstep": lockstep}
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="ddpg-train", description=__doc__.split("\n")[0])
     add_task_arguments(parser)
@@ -141,6 +170,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--run-dir", type=Path, help="default: runs/<task>-s<seed>-<time>")
     parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
     parser.add_argument("--namespace", default="", help="ROS namespace of both nodes")
+    parser.add_argument(
+        "--robots",
+        type=int,
+        help="fleet training: N simulated robots (sim + actor node each) feed one learner node",
+    )
+    parser.add_argument(
+        "--sim-mode",
+        choices=("realtime", "lockstep"),
+        default="realtime",
+        help="with --robots: the simulators' mode (default realtime: robots run as real ones)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress line")
     return parser.parse_args(argv)
 
@@ -163,32 +203,93 @@ def main(argv: list[str] | None = None) -> int:
     if "ROS_DOMAIN_ID" not in os.environ:
         isolate_ros_traffic()
     total_steps = args.steps or _configured_steps(config)
-    extra = {"total_steps": total_steps, "resume": args.resume}
-    sim = NodeProcess(
-        node_command(SIM_NODE, config, launch_parameters(SIM_NODE, args, run_dir), args.namespace),
-        run_dir / "sim_node.log",
-    )
-    controller_parameters = {**launch_parameters(CONTROLLER_NODE, args, run_dir), **extra}
-    controller = NodeProcess(
-        node_command(CONTROLLER_NODE, config, controller_parameters, args.namespace),
-        run_dir / "controller_node.log",
-    )
+    if args.robots is not None:
+        return train_fleet(args, config, run_dir, total_steps, task_name)
+    sim_command, controller_command = train_commands(args, config, run_dir, total_steps)
+    sim = NodeProcess(sim_command, run_dir / "sim_node.log")
+    controller = NodeProcess(controller_command, run_dir / "controller_node.log")
     print(f"[ddpg-train] task {task_name}, seed {args.seed}, {total_steps} steps -> {run_dir}")
     print(f"[ddpg-train] ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID')}, logs in {run_dir}")
     try:
-        _follow(RunDirectory(run_dir), controller, sim, total_steps, args.quiet)
+        _follow(RunDirectory(run_dir), controller, [sim], total_steps, args.quiet)
     except KeyboardInterrupt:
         print("\n[ddpg-train] interrupted: the controller saves a checkpoint", file=sys.stderr)
     finally:
         code = controller.stop(timeout=60)
         sim.stop()
+    return _report(run_dir, controller, code)
+
+
+def train_fleet(
+    args: argparse.Namespace, config: Path, run_dir: Path, total_steps: int, task_name: str
+) -> int:
+    """The nodes of ``launch/fleet.launch.py``: N robots (sim + actor), one learner."""
+    robot_commands, learner_command = fleet_commands(args, config, run_dir, total_steps)
+    robots = [NodeProcess(argv, run_dir / f"{name}.log") for name, argv in robot_commands]
+    learner = NodeProcess(learner_command, run_dir / "learner_node.log")
+    print(
+        f"[ddpg-train] fleet of {args.robots} robots ({args.sim_mode}), task {task_name}, "
+        f"seed {args.seed}, {total_steps} steps -> {run_dir}"
+    )
+    print(f"[ddpg-train] ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID')}, logs in {run_dir}")
+    try:
+        # A robot leaving mid-run does not end fleet training: the learner goes on with the rest.
+        _follow(RunDirectory(run_dir), learner, [], total_steps, args.quiet)
+    except KeyboardInterrupt:
+        print("\n[ddpg-train] interrupted: the learner saves a checkpoint", file=sys.stderr)
+    finally:
+        code = learner.stop(timeout=60)
+        for process in robots:
+            process.stop()
+    return _report(run_dir, learner, code)
+
+
+def _report(run_dir: Path, learner: NodeProcess, code: int) -> int:
     summary = run_dir / "summary.yaml"
     if code == 0 and summary.exists():
         print(summary.read_text(), end="")
-        return 0
-    print(controller.output()[-3000:], file=sys.stderr)
-    print(f"[ddpg-train] controller exited with {code}; see {run_dir}", file=sys.stderr)
+        return 0 if yaml.safe_load(summary.read_text()).get("complete", True) else 1
+    print(learner.output()[-3000:], file=sys.stderr)
+    print(f"[ddpg-train] {learner.args[0]} exited with {code}; see {run_dir}", file=sys.stderr)
     return code or 1
+
+
+def train_commands(
+    args: argparse.Namespace, config: Path, run_dir: Path, total_steps: int
+) -> tuple[list[str], list[str]]:
+    """The sim node's and the controller node's command lines of a training run: what ``main``
+    starts here, and what ``bench/netns.py`` starts on two "computers" (network namespaces)."""
+    sim = node_command(SIM_NODE, config, launch_parameters(SIM_NODE, args, run_dir), args.namespace)
+    controller_parameters = {
+        **launch_parameters(CONTROLLER_NODE, args, run_dir),
+        "total_steps": total_steps,
+        "resume": args.resume,
+    }
+    controller = node_command(CONTROLLER_NODE, config, controller_parameters, args.namespace)
+    return sim, controller
+
+
+def fleet_commands(
+    args: argparse.Namespace, config: Path, run_dir: Path, total_steps: int
+) -> tuple[list[tuple[str, list[str]]], list[str]]:
+    """A fleet's command lines: (log name, argv) of each robot's sim and actor node, and the
+    learner's; what ``train_fleet`` starts here and ``bench/netns.py`` on two "computers"."""
+    if args.robots < 1:
+        raise SystemExit(f"--robots must be >= 1, got {args.robots}")
+    robots = []
+    for k in range(args.robots):
+        namespace = robot_namespace(k)
+        for spec in (SIM_NODE, ACTOR_NODE):
+            parameters = fleet_parameters(spec, args, run_dir, k)
+            argv = node_command(spec, config, parameters, namespace)
+            robots.append((f"{namespace}_{spec.executable}", argv))
+    learner_parameters = {
+        **fleet_parameters(LEARNER_NODE, args, run_dir),
+        "total_steps": total_steps,
+        "resume": args.resume,
+    }
+    learner = node_command(LEARNER_NODE, config, learner_parameters, LEARNER_NAMESPACE)
+    return robots, learner
 
 
 def _configured_steps(config: Path) -> int:
@@ -200,15 +301,17 @@ def _configured_steps(config: Path) -> int:
 
 
 def _follow(
-    run: RunDirectory, controller: NodeProcess, sim: NodeProcess, total: int, quiet: bool
+    run: RunDirectory, controller: NodeProcess, robots: list[NodeProcess], total: int, quiet: bool
 ) -> None:
-    """Wait for the controller, printing a progress line from metrics.csv once a second."""
+    """Wait for the controller (or learner), printing a progress line from metrics.csv once a
+    second; a robot's node exiting first ends the run."""
     started = time.monotonic()
     every = 1.0 if sys.stdout.isatty() else 10.0
     last_print = 0.0
     while controller.alive():
-        if not sim.alive():
-            raise SystemExit(f"the sim node exited:\n{sim.output()[-3000:]}")
+        for process in robots:
+            if not process.alive():
+                raise SystemExit(f"{process.args[0]} exited:\n{process.output()[-3000:]}")
         time.sleep(0.5)
         if quiet or time.monotonic() - last_print < every:
             continue

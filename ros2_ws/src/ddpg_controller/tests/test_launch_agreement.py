@@ -12,7 +12,16 @@ from pathlib import Path
 import yaml
 
 from ddpg_controller.tasks import builtin_task_names
-from ddpg_controller.train_cli import TRAIN_NODES, launch_parameters, node_command, parse_args
+from ddpg_controller.train_cli import (
+    ACTOR_NODE,
+    LEARNER_NODE,
+    SIM_NODE,
+    TRAIN_NODES,
+    fleet_parameters,
+    launch_parameters,
+    node_command,
+    parse_args,
+)
 
 PACKAGE = Path(__file__).resolve().parents[1]
 
@@ -74,6 +83,20 @@ def test_train_launch_arguments_match_cli_options() -> None:
     options = vars(parse_args([]))
     # use_sim_time is always on in the CLI (it trains in lockstep only).
     assert arguments - {"use_sim_time"} <= set(options)
+
+
+def test_fleet_launch_starts_the_cli_fleet_nodes_with_the_same_parameters(tmp_path) -> None:
+    path = PACKAGE / "launch" / "fleet.launch.py"
+    nodes = sorted(_launch_nodes(path), key=lambda node: node["executable"])
+    specs = (ACTOR_NODE, LEARNER_NODE, SIM_NODE)
+    assert [(n["executable"], n["name"]) for n in nodes] == [(s.executable, s.name) for s in specs]
+    args = parse_args(["--robots", "4", "--seed", "3"])
+    for node, spec in zip(nodes, specs, strict=True):
+        assert node["params_file"] == "config", "each node reads the one parameter file first"
+        assert sorted(node["parameters"]) == sorted(fleet_parameters(spec, args, tmp_path))
+    options = {name.replace("_", "-") for name in vars(args)}
+    for argument in _launch_arguments(path):
+        assert argument.replace("_", "-") in options, argument
 
 
 def test_cli_command_line_is_what_launch_would_run(tmp_path) -> None:

@@ -94,6 +94,23 @@ class ActingPolicy:
         with self._lock:
             return numpy_call(self.module, obs, self.obs_dim)
 
+    @property
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The actor's parameters by name, in ``load`` order."""
+        return {name: tuple(p.shape) for name, p in self.module.actor.named_parameters()}
+
+    def named_arrays(self) -> dict[str, np.ndarray]:
+        """Observation statistics, then the actor's parameters by name, copied under the lock:
+        the whole policy as numbers, what a fleet learner sends its actors."""
+        with self._lock:
+            arrays = {
+                "obs_mean": self.module.obs_mean.numpy().copy(),
+                "obs_std": self.module.obs_std.numpy().copy(),
+            }
+            for name, parameter in self.module.actor.named_parameters():
+                arrays[name] = parameter.detach().numpy().copy()
+        return arrays
+
     def load(self, weights: list[torch.Tensor], normalizer: FrozenNormalizer) -> None:
         """Copy CPU actor weights (in ``actor.parameters()`` order) and statistics in."""
         with self._lock, torch.no_grad():
