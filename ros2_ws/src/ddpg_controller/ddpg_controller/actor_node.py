@@ -34,6 +34,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 
+from ddpg_controller.controller_node import PARAMETERS as CONTROLLER_PARAMETERS
 from ddpg_controller.fleet_protocol import (
     EPISODES_TOPIC,
     EVALUATE_TOPIC,
@@ -69,12 +70,11 @@ from ddpg_controller.safety import SafetyLayer, Verdict, task_safety_config
 from ddpg_controller.state_assembly import StateAssembler
 from ddpg_controller.tasks import RobotState, Task, load_task
 
+_AS_THE_CONTROLLER = ("task_file", "controller_name", "reset_service")
 PARAMETERS = {
     "task": ("pendulum", "Built-in task: observation, reward and bounds (as the learner's)."),
-    "task_file": ("", "Task spec file (YAML); when set it replaces the built-in task."),
     "robot_id": ("", "This robot's name in the fleet; empty = the node's namespace."),
-    "controller_name": ("", "ros2_control controller to command; empty = the task's default."),
-    "reset_service": ("sim/reset", "std_srvs/Trigger service that starts a new episode."),
+    **{name: CONTROLLER_PARAMETERS[name] for name in _AS_THE_CONTROLLER},
     "lockstep": (
         False,
         "The simulator steps once per command (no safety layer); false: real time.",

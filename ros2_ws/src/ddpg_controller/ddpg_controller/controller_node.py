@@ -31,9 +31,8 @@ from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
 from ddpg_controller.latency import LatencyMeter
-from ddpg_controller.learner import BackgroundLearner
+from ddpg_controller.learner import BackgroundLearner, make_agent
 from ddpg_controller.learning.config import DDPGConfig
-from ddpg_controller.learning.ddpg import DDPG
 from ddpg_controller.learning.schedule import TrainingSchedule
 from ddpg_controller.ros_common import (
     COMMAND_QOS,
@@ -109,19 +108,8 @@ class DDPGControllerNode(Node):
         self.config = DDPGConfig.from_dict(declare_dataclass(self, "ddpg", DDPGConfig))
         self.task = load_task(self.settings["task_file"] or self.settings["task"])
         controller = self.settings["controller_name"] or self.task.controller_name
-        torch_threads = self.settings["torch_threads"]
-        if torch_threads > 0:
-            import torch
-
-            torch.set_num_threads(torch_threads)
-
-        self.agent = DDPG(
-            self.task.observation_dim,
-            self.task.action_dim,
-            self.task.action_low,
-            self.task.action_high,
-            self.config,
-            seed=self.settings["seed"],
+        self.agent = make_agent(
+            self.task, self.config, self.settings["seed"], self.settings["torch_threads"]
         )
         self.run = RunDirectory(self.settings["run_dir"] or default_run_dir(self.task.name))
         self.env_steps = 0

@@ -20,8 +20,27 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from ddpg_controller.learning.config import DDPGConfig
 from ddpg_controller.learning.ddpg import DDPG
 from ddpg_controller.learning.policy import ActingPolicy, PolicyRefresher
+from ddpg_controller.tasks import Task
+
+
+def make_agent(task: Task, config: DDPGConfig, seed: int, torch_threads: int) -> DDPG:
+    """The DDPG agent for ``task``'s observations and action bounds; ``torch_threads`` > 0 caps
+    torch's CPU threads (a node leaves a core to its control loop and the simulator)."""
+    if torch_threads > 0:
+        import torch
+
+        torch.set_num_threads(torch_threads)
+    return DDPG(
+        task.observation_dim,
+        task.action_dim,
+        task.action_low,
+        task.action_high,
+        config,
+        seed=seed,
+    )
 
 
 class BackgroundLearner:

@@ -54,9 +54,8 @@ from ddpg_controller.fleet_protocol import (
     encode_policy,
 )
 from ddpg_controller.latency import LatencyMeter
-from ddpg_controller.learner import BackgroundLearner
+from ddpg_controller.learner import BackgroundLearner, make_agent
 from ddpg_controller.learning.config import DDPGConfig
-from ddpg_controller.learning.ddpg import DDPG
 from ddpg_controller.learning.schedule import TrainingSchedule
 from ddpg_controller.ros_common import run_node
 from ddpg_controller.ros_params import declare_all, declare_dataclass
@@ -123,17 +122,8 @@ class FleetLearnerNode(Node):
         self.settings = declare_all(self, PARAMETERS)
         self.config = DDPGConfig.from_dict(declare_dataclass(self, "ddpg", DDPGConfig))
         self.task = load_task(self.settings["task_file"] or self.settings["task"])
-        if self.settings["torch_threads"] > 0:
-            import torch
-
-            torch.set_num_threads(self.settings["torch_threads"])
-        self.agent = DDPG(
-            self.task.observation_dim,
-            self.task.action_dim,
-            self.task.action_low,
-            self.task.action_high,
-            self.config,
-            seed=self.settings["seed"],
+        self.agent = make_agent(
+            self.task, self.config, self.settings["seed"], self.settings["torch_threads"]
         )
         self.run = RunDirectory(self.settings["run_dir"] or default_run_dir(self.task.name))
         self.schedule = TrainingSchedule(
