@@ -66,7 +66,7 @@ from ddpg_controller.ros_common import (
     stamp_to_ns,
 )
 from ddpg_controller.ros_params import declare_all
-from ddpg_controller.safety import SafetyLayer, Verdict, task_safety_config
+from ddpg_controller.safety import SafetyLayer, task_safety_config
 from ddpg_controller.state_assembly import StateAssembler
 from ddpg_controller.tasks import RobotState, Task, load_task
 
@@ -418,19 +418,7 @@ class FleetActorNode(Node):
 
     def _publish(self, command: np.ndarray | None, stamp_ns: int, state: RobotState) -> None:
         if self.safety is not None:
-            verdict, reason = self.safety.check_state(
-                stamp_ns,
-                *state.signals.values(),
-                now=time.monotonic(),
-                position=state.position,
-                velocity=state.velocity,
-            )
-            if verdict is Verdict.IGNORE:
-                return
-            if verdict is Verdict.SAFE or command is None:
-                command = self.safety.safe()
-            else:
-                command, reason = self.safety.command(command, stamp_ns)
+            command, reason = self.safety.through(command, stamp_ns, state, time.monotonic())
             if reason:
                 self.get_logger().error(reason, throttle_duration_sec=1.0)
         if command is not None:

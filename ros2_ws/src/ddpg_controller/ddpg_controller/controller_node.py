@@ -44,7 +44,7 @@ from ddpg_controller.ros_common import (
 )
 from ddpg_controller.ros_params import declare_all, declare_dataclass
 from ddpg_controller.run_directory import RunDirectory, completes_despite_ctrl_c, default_run_dir
-from ddpg_controller.safety import SafetyLayer, Verdict, task_safety_config
+from ddpg_controller.safety import SafetyLayer, task_safety_config
 from ddpg_controller.state_assembly import StateAssembler
 from ddpg_controller.tasks import RobotState, load_task
 
@@ -352,21 +352,9 @@ class DDPGControllerNode(Node):
 
     def _through_safety(self, pending: _Pending, command: np.ndarray | None) -> np.ndarray | None:
         """The command the safety layer lets through for ``pending`` (None: publish nothing)."""
-        state = pending.state
-        verdict, reason = self.safety.check_state(
-            pending.stamp_ns,
-            *state.signals.values(),
-            now=time.monotonic(),
-            position=state.position,
-            velocity=state.velocity,
+        command, reason = self.safety.through(
+            command, pending.stamp_ns, pending.state, time.monotonic()
         )
-        if verdict is Verdict.SAFE or command is None:
-            if reason:
-                self.get_logger().error(reason, throttle_duration_sec=1.0)
-            return self.safety.safe()
-        if verdict is Verdict.IGNORE:
-            return None
-        command, reason = self.safety.command(command, pending.stamp_ns)
         if reason:
             self.get_logger().error(reason, throttle_duration_sec=1.0)
         return command

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from ddpg_controller.tasks import Task
+    from ddpg_controller.tasks import RobotState, Task
 
 
 def _per_joint(name: str, values: Sequence[float] | None, count: int) -> np.ndarray | None:
@@ -290,6 +290,25 @@ class SafetyLayer:
         self.last_command = command
         self._last_command_stamp_ns = stamp_ns
         return command.copy(), ""
+
+    def through(
+        self, command: np.ndarray | None, stamp_ns: int, state: RobotState, now: float
+    ) -> tuple[np.ndarray | None, str]:
+        """A learning node's command for ``state`` after the whole layer: the state checked, then
+        the command limited (the safe command for a bad state or a None command; None: publish
+        nothing); the second item says why the safe command was used ("" when it was not)."""
+        verdict, reason = self.check_state(
+            stamp_ns,
+            *state.signals.values(),
+            now=now,
+            position=state.position,
+            velocity=state.velocity,
+        )
+        if verdict is Verdict.SAFE or command is None:
+            return self.safe(), reason
+        if verdict is Verdict.IGNORE:
+            return None, ""
+        return self.command(command, stamp_ns)
 
     def safe(self) -> np.ndarray | None:
         """The safe command (None: position control with no measured position yet — publish
