@@ -549,7 +549,7 @@ def control_loop_section(data: dict[str, Any]) -> tuple[list[str], list[tuple[st
     return out, targets
 
 
-def gpu_section(data: dict[str, Any]) -> list[str]:
+def gpu_section(data: dict[str, Any]) -> tuple[list[str], list[tuple[str, ...]]]:
     out = [f"## 7. The learner on a GPU ({data['gpu']}, torch {data['torch']})\n"]
     out.append(_machine(data.get("machine")))
     out.append(_header("batch", "CUDA graph", "eager", "SB3", "graph / SB3"))
@@ -565,7 +565,52 @@ def gpu_section(data: dict[str, Any]) -> list[str]:
     for r in data["pendulum"]:
         out.append(f"| {r['device']} | {r['seed']} | {r['return']:.1f} | {r['wall_s']:.0f} |")
     out.append("")
-    return out
+    return out, gpu_targets(data)
+
+
+def gpu_targets(data: dict[str, Any]) -> list[tuple[str, ...]]:
+    """Issue 10's GPU targets: updates/s at batch 256, the 500 Hz loop with the learner on
+    against off, Pendulum-v1 solved on every seed in less wall time than on the CPU."""
+    targets = []
+    at_256 = next((r for r in data["updates"] if r["batch"] == 256), None)
+    if at_256:
+        ok = at_256["graph_per_s"] >= 1500 and at_256["graph_vs_sb3"] >= 5
+        targets.append(
+            (
+                "GPU updates/s at batch 256, 400-300",
+                f"{at_256['graph_per_s']:.0f} (x{at_256['graph_vs_sb3']:.2f} SB3)",
+                ">= 1,500 and >= x5 SB3",
+                _pf(ok),
+            )
+        )
+    on, off = data["loop"]["setups"]["on"], data["loop"]["setups"]["off"]
+    late_gap = on["late_pct"] - off["late_pct"]
+    p99_ratio = on["act_ms"]["p99"] / off["act_ms"]["p99"]
+    targets.append(
+        (
+            "500 Hz loop beside the GPU learner: late ticks on - off, act p99 on / off",
+            f"{late_gap:+.1f} pp, x{p99_ratio:.2f} ({on['updates_per_s']:.0f} updates/s)",
+            "<= 1 pp, <= x1.5",
+            _pf(late_gap <= 1.0 and p99_ratio <= 1.5),
+        )
+    )
+    cuda = [r for r in data["pendulum"] if r["device"] == "cuda"]
+    cpu = {r["seed"]: r for r in data["pendulum"] if r["device"] == "cpu"}
+    solved = all(r["return"] >= -200 for r in cuda)
+    faster = all(r["wall_s"] < cpu[r["seed"]]["wall_s"] for r in cuda if r["seed"] in cpu)
+    targets.append(
+        (
+            f"Pendulum-v1 on cuda, {len(cuda)} seeds: solved (>= -200), faster than the CPU",
+            ", ".join(
+                f"{r['return']:.1f} in {r['wall_s']:.0f} s (cpu {cpu[r['seed']]['wall_s']:.0f} s)"
+                for r in cuda
+                if r["seed"] in cpu
+            ),
+            "every seed",
+            _pf(solved and faster),
+        )
+    )
+    return targets
 
 
 def netns_section(data: dict[str, Any]) -> list[str]:
@@ -706,7 +751,9 @@ def build(tag: str) -> Path:
         targets += t
     gpu = load_result("gpu", tag)
     if gpu and not gpu.get("skipped"):
-        body += gpu_section(gpu)
+        o, t = gpu_section(gpu)
+        body += o
+        targets += t
     netns = load_result("netns", tag)
     if netns:
         body += netns_section(netns)

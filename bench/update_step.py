@@ -86,7 +86,8 @@ def _prefilled_agent(
     d = _data()
     overrides: dict[str, Any] = {"precision": precision}
     if package == "ddpg_controller":
-        overrides["cuda_graph"] = cuda_graph
+        # Every timed step a full update (critic and actor), as SB3's: no critic-only start.
+        overrides.update(cuda_graph=cuda_graph, actor_delay=0)
     config = config_module.DDPGConfig.from_dict({**_config(batch, device), **overrides})
     agent = ddpg_module.DDPG(OBS_DIM, ACT_DIM, -1.0, 1.0, config, seed=0)
     rb = agent.replay

@@ -380,17 +380,17 @@ def test_cuda_graph_setting_is_checked() -> None:
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-@pytest.mark.parametrize("actor_delay", [0, 4])
+@pytest.mark.parametrize("actor_delay", [0, 6])
 def test_cuda_graph_step_equals_the_eager_step(actor_delay: int) -> None:
     """The captured graph replays the same function: warm-up, capture and replays move the
-    networks and the sampler exactly as eager steps on the same device do (after the critic-only
-    steps of ``actor_delay``, which run eagerly)."""
+    networks and the sampler exactly as eager steps on the same device do, for the critic-only
+    steps of ``actor_delay`` (their own graph) and the full steps after them."""
     graph, eager = (
         filled_agent("cuda", cuda_graph=setting, actor_delay=actor_delay)
         for setting in ("on", "off")
     )
     assert graph.uses_cuda_graph and not eager.uses_cuda_graph
-    for step in range(12 + actor_delay):  # critic-only steps, 3 eager warm-ups, capture, replays
+    for step in range(12 + actor_delay):  # per kind of step: 3 eager warm-ups, capture, replays
         got, expected = graph.train_step(), eager.train_step()
         for name in expected:
             assert float(got[name]) == pytest.approx(float(expected[name]), abs=1e-6), step

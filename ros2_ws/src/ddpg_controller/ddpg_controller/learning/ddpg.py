@@ -163,9 +163,11 @@ class DDPG:
             torch.zeros(n, obs_dim, device=self.device),
             rows.terminated,
         )
-        self._graph: torch.cuda.CUDAGraph | None = None
-        self._graph_losses: dict[str, torch.Tensor] = {}
-        self._graph_warmups = 0
+        # One CUDA graph per kind of step, keyed by ``train_actor``: the critic-only steps of
+        # ``actor_delay`` and the full step are different kernel sequences.
+        self._graphs: dict[bool, torch.cuda.CUDAGraph] = {}
+        self._graph_losses: dict[bool, dict[str, torch.Tensor]] = {}
+        self._graph_warmups: dict[bool, int] = {False: 0, True: 0}
         self.noise = make_noise(cfg.noise, action_dim, seed=int(seeds[2]))
         self.noise_schedule = LinearSchedule(
             cfg.noise.scale_initial, cfg.noise.scale_final, cfg.noise.schedule_steps
@@ -262,16 +264,15 @@ class DDPG:
         The losses are device tensors (in graph mode overwritten by the next step): read them
         with ``float()`` only as often as they are logged, since each read waits for the device.
         The first ``actor_delay`` updates train the critic alone: the host's update count
-        decides, so no step reads a device value; on CUDA those steps run eagerly and the graph
-        is captured for the full update only.
+        decides, so no step reads a device value; on CUDA each kind of step has its own graph.
         """
         if self.replay.flush() and self.config.normalize_observations:
             self.batch_normalizer.refresh(self.normalizer.frozen())
         if self.total_steps < self.learning_starts or len(self.replay) < self.config.batch_size:
             return None
         train_actor = self.num_updates >= self.config.actor_delay
-        if self.uses_cuda_graph and train_actor:
-            losses = self._graph_step()
+        if self.uses_cuda_graph:
+            losses = self._graph_step(train_actor)
         else:
             losses = self.sample_and_update(train_actor)
         self.num_updates += 1
@@ -296,26 +297,27 @@ class DDPG:
         ):
             return self.update(self.batch, train_actor)
 
-    def _graph_step(self) -> dict[str, torch.Tensor]:
-        """``sample_and_update`` as a CUDA graph: a few eager warm-up steps on a side stream,
-        then one capture, then one replay per step (every step a real update)."""
-        if self._graph is None and self._graph_warmups < GRAPH_WARMUP_STEPS:
+    def _graph_step(self, train_actor: bool) -> dict[str, torch.Tensor]:
+        """``sample_and_update(train_actor)`` as a CUDA graph: a few eager warm-up steps on a
+        side stream, then one capture, then one replay per step (every step a real update)."""
+        graph = self._graphs.get(train_actor)
+        if graph is None and self._graph_warmups[train_actor] < GRAPH_WARMUP_STEPS:
             side = torch.cuda.Stream(self.device)
             side.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(side):
-                losses = self.sample_and_update()
+                losses = self.sample_and_update(train_actor)
             torch.cuda.current_stream(self.device).wait_stream(side)
-            self._graph_warmups += 1
+            self._graph_warmups[train_actor] += 1
             return losses
-        if self._graph is None:
+        if graph is None:
             graph = torch.cuda.CUDAGraph()
             graph.register_generator_state(self.replay.generator)  # replay advances its stream
             # thread_local: the control thread goes on acting (CPU only) during the capture.
             with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-                self._graph_losses = self.sample_and_update()
-            self._graph = graph
-        self._graph.replay()
-        return self._graph_losses
+                self._graph_losses[train_actor] = self.sample_and_update(train_actor)
+            self._graphs[train_actor] = graph
+        graph.replay()
+        return self._graph_losses[train_actor]
 
     def update(self, batch: Batch, train_actor: bool = True) -> dict[str, torch.Tensor]:
         """One DDPG update (Algorithm 1, inner loop); losses and mean Q stay on the device.
@@ -396,7 +398,9 @@ class DDPG:
         self.critic_target.load_state_dict(state["critic_target"])
         self.actor_optimizer.load_state_dict(state["actor_optimizer"])
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
-        self._graph, self._graph_warmups = None, 0  # the optimisers' state tensors are new
+        # The optimisers' state tensors are new: capture again.
+        self._graphs, self._graph_losses = {}, {}
+        self._graph_warmups = {False: 0, True: 0}
         self.normalizer.load_state_dict(state["normalizer"])
         self.batch_normalizer.refresh(self.frozen_normalizer())
         if self.noise is not None and state["noise"] is not None:
