@@ -23,16 +23,12 @@ import sys
 import time
 from collections import deque
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 import torch
-from geometry_msgs.msg import PointStamped
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
-from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
-from std_srvs.srv import Trigger
 
 from ddpg_controller.controller_node import PARAMETERS as CONTROLLER_PARAMETERS
 from ddpg_controller.fleet_protocol import (
@@ -57,17 +53,9 @@ from ddpg_controller.learning.networks import Actor
 from ddpg_controller.learning.noise import make_noise
 from ddpg_controller.learning.normalizer import FrozenNormalizer
 from ddpg_controller.learning.policy import ActingPolicy
-from ddpg_controller.ros_common import (
-    COMMAND_QOS,
-    STATE_QOS,
-    joint_state_by_name,
-    reset_stamp_ns,
-    run_node,
-    stamp_to_ns,
-)
+from ddpg_controller.robot_link import RobotLink
+from ddpg_controller.ros_common import run_node
 from ddpg_controller.ros_params import declare_all
-from ddpg_controller.safety import SafetyLayer, task_safety_config
-from ddpg_controller.state_assembly import StateAssembler
 from ddpg_controller.tasks import RobotState, Task, load_task
 
 _AS_THE_CONTROLLER = ("task_file", "controller_name", "reset_service")
@@ -147,12 +135,7 @@ class FleetActorNode(Node):
         torch.set_num_threads(1)
         self.session = random.SystemRandom().randrange(2**31)
         self.rng = np.random.default_rng(self.settings["seed"])
-        self.assembler = StateAssembler(self.task.signal_names, self.settings["lockstep"])
         self.period_ns = round(self.task.control_period * 1e9)
-        self.safety: SafetyLayer | None = None
-        if not self.settings["lockstep"]:
-            self.safety = SafetyLayer(task_safety_config(self.task))
-            self.safety.start(time.monotonic())
 
         self.policy: ActingPolicy | None = None
         self.weights: PolicyWeights | None = None  # the header of the policy in use
@@ -178,8 +161,6 @@ class FleetActorNode(Node):
         self.episode = 0
         self.episode_step = 0
         self.episode_return = 0.0
-        self.episode_start_ns: int | None = None
-        self.deferred_state: tuple[int, RobotState] | None = None
         self.evaluation_requests: deque[dict] = deque()
         self.evaluation: dict | None = None  # the request whose episodes run now
         self.answered: set[str] = set()  # evaluation requests taken
@@ -187,9 +168,6 @@ class FleetActorNode(Node):
         self.waiting: _Pending | None = None  # lockstep: a state held for the learner
         self.steps_on_policy = 0
 
-        self.command_publisher = self.create_publisher(
-            Float64MultiArray, f"{controller}/commands", COMMAND_QOS
-        )
         self.transition_publisher = self.create_publisher(
             Float64MultiArray, TRANSITIONS_TOPIC, TRANSITION_QOS
         )
@@ -197,12 +175,17 @@ class FleetActorNode(Node):
         self.create_subscription(Float64MultiArray, POLICY_TOPIC, self._on_policy, POLICY_QOS)
         self.create_subscription(String, EVALUATE_TOPIC, self._on_evaluate, REPORT_QOS)
         self.create_subscription(String, STORED_TOPIC, self._on_stored, REPORT_QOS)
-        for name in self.task.signal_names:
-            self.create_subscription(PointStamped, name, partial(self._on_signal, name), STATE_QOS)
-        self.create_subscription(JointState, "joint_states", self._on_joint_states, STATE_QOS)
-        self.reset_client = self.create_client(Trigger, self.settings["reset_service"])
+        self.link = RobotLink(
+            self,
+            self.task,
+            controller,
+            self.settings["reset_service"],
+            self.settings["lockstep"],
+            begin_episode=self._request_reset,
+            on_episode_start=self._on_episode_start,
+            on_state=self._on_state,
+        )
         steady = Clock(clock_type=ClockType.STEADY_TIME)
-        self.start_timer = self.create_timer(0.2, self._start, clock=steady)
         self.create_timer(self.settings["send_period"], self._send, clock=steady)
         self.get_logger().info(
             f"actor {self.robot} (session {self.session}) for {self.task.name} on "
@@ -262,30 +245,17 @@ class FleetActorNode(Node):
         self.outbox.acknowledge(stored)
 
     # ---- episodes ------------------------------------------------------------------------------
-    def _start(self) -> None:
-        if self.reset_client.service_is_ready():
-            self.start_timer.cancel()
-            self._request_reset()
-
     def _request_reset(self) -> None:
-        if self.safety is not None and self.safety.clear_e_stop():
-            self.get_logger().warning("safety latch cleared for the new episode")
-        self.episode_start_ns = None
-        self.deferred_state = None
         self.last = None
         if self.evaluation is None and self.evaluation_requests:
             self.evaluation = {**self.evaluation_requests.popleft(), "done": 0}
-        self.reset_client.call_async(Trigger.Request()).add_done_callback(self._on_reset_done)
+        self.link.reset()
 
-    def _on_reset_done(self, future) -> None:
-        self.episode_start_ns = reset_stamp_ns(future.result().message)
+    def _on_episode_start(self) -> None:
         self.episode_step = 0
         self.episode_return = 0.0
         if self.noise is not None:
             self.noise.reset()
-        deferred, self.deferred_state = self.deferred_state, None
-        if deferred is not None:
-            self._on_state(*deferred)
 
     def _end_episode(self, version: int) -> None:
         report = {
@@ -311,28 +281,9 @@ class FleetActorNode(Node):
         self._request_reset()
 
     # ---- control loop --------------------------------------------------------------------------
-    def _on_signal(self, name: str, msg: PointStamped) -> None:
-        value = np.array([msg.point.x, msg.point.y, msg.point.z])
-        complete = self.assembler.add_signal(name, stamp_to_ns(msg.header.stamp), value)
-        if complete is not None:
-            self._on_state(*complete)
-
-    def _on_joint_states(self, msg: JointState) -> None:
-        try:
-            position, velocity = joint_state_by_name(msg, self.task.joint_names)
-        except (KeyError, ValueError) as error:
-            self.get_logger().error(str(error), throttle_duration_sec=1.0)
-            return
-        complete = self.assembler.add_joints(stamp_to_ns(msg.header.stamp), position, velocity)
-        if complete is not None:
-            self._on_state(*complete)
-
-    def _on_state(self, stamp_ns: int, state: RobotState) -> None:
-        if self.episode_start_ns is None:
-            self.deferred_state = (stamp_ns, state)  # the reset has not answered yet
-            return
-        if stamp_ns < self.episode_start_ns or (self.last and stamp_ns <= self.last.stamp_ns):
-            return  # a state of the previous episode, a duplicate or out of order
+    def _on_state(self, stamp_ns: int, state: RobotState, received: float) -> None:
+        if self.last and stamp_ns <= self.last.stamp_ns:
+            return  # a duplicate or out of order: never act twice on one state
         previous_action = self.last.action if self.last else np.zeros(self.task.action_dim)
         exploring = self.evaluation is None
         observation = self.task.observation(state, previous_action, self.rng if exploring else None)
@@ -340,7 +291,7 @@ class FleetActorNode(Node):
             self.counters["nonfinite_states"] += 1
             self.get_logger().error("non-finite robot state: safe command", throttle_duration_sec=1)
             self.last = None  # no transition across the bad state
-            self._publish(self.task.hold_command(state), stamp_ns, state)
+            self.link.command(self.task.hold_command(state), stamp_ns, state)
             return
         if self.last is not None:
             if stamp_ns - self.last.stamp_ns > 1.5 * self.period_ns:
@@ -348,7 +299,7 @@ class FleetActorNode(Node):
             elif self._close_transition(state, observation, exploring):
                 return  # the episode ended; a reset is under way
         if self.policy is None:
-            self._publish(self.task.hold_command(state), stamp_ns, state)  # no policy yet
+            self.link.command(self.task.hold_command(state), stamp_ns, state)  # no policy yet
             return
         self._act(_Pending(stamp_ns, state, observation, previous_action, exploring))
 
@@ -382,7 +333,7 @@ class FleetActorNode(Node):
             pending.previous_action,
             self.weights.version,
         )
-        self._publish(self.task.command(action, pending.state), pending.stamp_ns, pending.state)
+        self.link.command(self.task.command(action, pending.state), pending.stamp_ns, pending.state)
 
     def _close_transition(
         self, state: RobotState, observation: np.ndarray, exploring: bool
@@ -415,14 +366,6 @@ class FleetActorNode(Node):
             self._end_episode(last.policy_version)
             return True
         return False
-
-    def _publish(self, command: np.ndarray | None, stamp_ns: int, state: RobotState) -> None:
-        if self.safety is not None:
-            command, reason = self.safety.through(command, stamp_ns, state, time.monotonic())
-            if reason:
-                self.get_logger().error(reason, throttle_duration_sec=1.0)
-        if command is not None:
-            self.command_publisher.publish(Float64MultiArray(data=command.tolist()))
 
     # ---- to the learner ------------------------------------------------------------------------
     def _send(self) -> None:

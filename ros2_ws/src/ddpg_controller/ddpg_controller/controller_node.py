@@ -19,33 +19,19 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 import rclpy
-from geometry_msgs.msg import PointStamped
-from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
-from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray
-from std_srvs.srv import Trigger
 
 from ddpg_controller.latency import LatencyMeter
 from ddpg_controller.learner import BackgroundLearner, make_agent
 from ddpg_controller.learning.config import DDPGConfig
 from ddpg_controller.learning.schedule import TrainingSchedule
-from ddpg_controller.ros_common import (
-    COMMAND_QOS,
-    STATE_QOS,
-    joint_state_by_name,
-    reset_stamp_ns,
-    run_node,
-    stamp_to_ns,
-)
+from ddpg_controller.robot_link import RobotLink
+from ddpg_controller.ros_common import run_node
 from ddpg_controller.ros_params import declare_all, declare_dataclass
 from ddpg_controller.run_directory import RunDirectory, completes_despite_ctrl_c, default_run_dir
-from ddpg_controller.safety import SafetyLayer, task_safety_config
-from ddpg_controller.state_assembly import StateAssembler
 from ddpg_controller.tasks import RobotState, load_task
 
 PARAMETERS = {
@@ -137,19 +123,11 @@ class DDPGControllerNode(Node):
         # waits for the learner's owed updates, reported apart as lockstep_wait.
         self.latency = LatencyMeter()
         self.lockstep_wait = LatencyMeter()
-        self.assembler = StateAssembler(self.task.signal_names, self.settings["lockstep"])
         self.period_ns = round(self.task.control_period * 1e9)
         # The spec's observation noise (sim-to-real robustness) while training; never on deploy.
         self.noise_rng = (
             np.random.default_rng(self.settings["seed"]) if self.settings["training"] else None
         )
-        # Driving a robot in real time (training included), every command passes the safety
-        # layer with the task's defaults; in lockstep the simulator is the robot and the
-        # commands stay exactly what the gymnasium env would apply.
-        self.safety: SafetyLayer | None = None
-        if not self.settings["lockstep"]:
-            self.safety = SafetyLayer(task_safety_config(self.task))
-            self.safety.start(time.monotonic())
         self.dropped_transitions = 0
         self.started = time.monotonic()
 
@@ -161,8 +139,6 @@ class DDPGControllerNode(Node):
         self.eval_returns: list[float] = []
         self.eval_history: list[tuple[int, float]] = []  # (env step, mean evaluation return)
         self.final_eval = False
-        self.episode_start_ns: int | None = None  # None while a reset is under way
-        self.deferred_state: tuple[int, RobotState, float] | None = None
         self.failure_reported = False
         self.pending_state: _Pending | None = None  # waits for the learner in lockstep
         self.pending_lock = threading.Lock()  # the learner thread may act on a waiting state
@@ -170,17 +146,15 @@ class DDPGControllerNode(Node):
             self._begin_evaluation(self.settings["eval_episodes"])  # the untrained policy's score
         self.done = False
 
-        self.command_publisher = self.create_publisher(
-            Float64MultiArray, f"{controller}/commands", COMMAND_QOS
-        )
-        # Signal subscriptions first: when both are ready the executor serves them in this order.
-        for name in self.task.signal_names:
-            self.create_subscription(PointStamped, name, partial(self._on_signal, name), STATE_QOS)
-        self.create_subscription(JointState, "joint_states", self._on_joint_states, STATE_QOS)
-        self.reset_client = self.create_client(Trigger, self.settings["reset_service"])
-        # On the steady clock: with use_sim_time, /clock stands still until the first command.
-        self.start_timer = self.create_timer(
-            0.2, self._start, clock=Clock(clock_type=ClockType.STEADY_TIME)
+        self.link = RobotLink(
+            self,
+            self.task,
+            controller,
+            self.settings["reset_service"],
+            self.settings["lockstep"],
+            begin_episode=self._request_reset,
+            on_episode_start=self._on_episode_start,
+            on_state=self._on_state,
         )
         self.learner.start()
         self.get_logger().info(
@@ -190,28 +164,14 @@ class DDPGControllerNode(Node):
         )
 
     # ---- episodes ------------------------------------------------------------------------------
-    def _start(self) -> None:
-        if self.reset_client.service_is_ready():
-            self.start_timer.cancel()
-            self._request_reset()
-
     def _request_reset(self) -> None:
-        if self.safety is not None and self.safety.clear_e_stop():
-            self.get_logger().warning("safety latch cleared for the new episode")
-        self.episode_start_ns = None
-        self.deferred_state = None
         self.last = None
-        self.reset_client.call_async(Trigger.Request()).add_done_callback(self._on_reset_done)
+        self.link.reset()
 
-    def _on_reset_done(self, future) -> None:
-        self.episode_start_ns = reset_stamp_ns(future.result().message)
+    def _on_episode_start(self) -> None:
         self.episode_step = 0
         self.episode_return = 0.0
         self.agent.reset_noise()
-        # The simulator publishes the first state before it answers; it may be here already.
-        deferred, self.deferred_state = self.deferred_state, None
-        if deferred is not None:
-            self._on_state(*deferred)
 
     def _end_episode(self) -> None:
         kind = "eval" if self.evaluating else "train"
@@ -254,31 +214,9 @@ class DDPGControllerNode(Node):
             self.finish(mean)
 
     # ---- control loop --------------------------------------------------------------------------
-    def _on_signal(self, name: str, msg: PointStamped) -> None:
-        value = np.array([msg.point.x, msg.point.y, msg.point.z])
-        complete = self.assembler.add_signal(name, stamp_to_ns(msg.header.stamp), value)
-        if complete is not None:
-            self._on_state(*complete, received=time.perf_counter())
-
-    def _on_joint_states(self, msg: JointState) -> None:
-        received = time.perf_counter()
-        try:
-            position, velocity = joint_state_by_name(msg, self.task.joint_names)
-        except (KeyError, ValueError) as error:
-            self.get_logger().error(str(error), throttle_duration_sec=1.0)
-            return
-        complete = self.assembler.add_joints(stamp_to_ns(msg.header.stamp), position, velocity)
-        if complete is not None:
-            self._on_state(*complete, received=received)
-
     def _on_state(self, stamp_ns: int, state: RobotState, received: float) -> None:
         if self.done:
             return
-        if self.episode_start_ns is None:
-            self.deferred_state = (stamp_ns, state, received)  # the reset has not answered yet
-            return
-        if stamp_ns < self.episode_start_ns:
-            return  # a state of the episode before the reset
         if self.last is not None and stamp_ns <= self.last.stamp_ns:
             return  # duplicate or out of order: never act twice on one state
         observation = self.task.observation(state, self._previous_action(), self.noise_rng)
@@ -339,25 +277,13 @@ class DDPGControllerNode(Node):
                     pending.stamp_ns, pending.state, pending.observation, action, previous
                 )
                 command = self.task.command(action, pending.state)
-            if self.safety is not None:
-                command = self._through_safety(pending, command)
-            if command is not None:
-                self.command_publisher.publish(Float64MultiArray(data=command.tolist()))
+            self.link.command(command, pending.stamp_ns, pending.state)
             published = time.perf_counter()
         if self.settings["lockstep"]:
             self.lockstep_wait.record(start - pending.received)
             self.latency.record(published - start)
         else:
             self.latency.record(published - pending.received)
-
-    def _through_safety(self, pending: _Pending, command: np.ndarray | None) -> np.ndarray | None:
-        """The command the safety layer lets through for ``pending`` (None: publish nothing)."""
-        command, reason = self.safety.through(
-            command, pending.stamp_ns, pending.state, time.monotonic()
-        )
-        if reason:
-            self.get_logger().error(reason, throttle_duration_sec=1.0)
-        return command
 
     def _previous_action(self) -> np.ndarray:
         return self.last.action if self.last is not None else np.zeros(self.task.action_dim)

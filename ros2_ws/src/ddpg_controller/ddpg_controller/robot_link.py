@@ -1,0 +1,142 @@
+"""One robot as a learning node sees it: states in, commands out, episodes started by a reset.
+
+The controller node and the fleet's actor node both assemble the robot's state topics
+(``joint_states`` matched by joint name, and the task's signals) into ``RobotState``s, start each
+episode by calling the robot's reset service, hold a state that arrives before the reset has
+answered and drop the states of the episode before it, and publish commands on
+``<controller_name>/commands``, through the safety layer when they drive a robot in real time.
+This class is that part, once; each node keeps what it does with a state.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from functools import partial
+
+import numpy as np
+from geometry_msgs.msg import PointStamped
+from rclpy.clock import Clock, ClockType
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import Trigger
+
+from ddpg_controller.ros_common import (
+    COMMAND_QOS,
+    STATE_QOS,
+    joint_state_by_name,
+    reset_stamp_ns,
+    stamp_to_ns,
+)
+from ddpg_controller.safety import SafetyLayer, task_safety_config
+from ddpg_controller.state_assembly import StateAssembler
+from ddpg_controller.tasks import RobotState, Task
+
+# (state stamp in ns, the state, time.perf_counter() when its last part arrived)
+StateCallback = Callable[[int, RobotState, float], None]
+
+
+class RobotLink:
+    """The robot's topics and reset service on ``node``, for one learning node.
+
+    ``begin_episode`` is called once the reset service is up (the node ends with ``reset``);
+    ``on_episode_start`` once a reset has answered, before the episode's first state;
+    ``on_state`` with each complete state of the current episode, in arrival order.
+    """
+
+    def __init__(
+        self,
+        node: Node,
+        task: Task,
+        controller_name: str,
+        reset_service: str,
+        lockstep: bool,
+        begin_episode: Callable[[], None],
+        on_episode_start: Callable[[], None],
+        on_state: StateCallback,
+    ) -> None:
+        self._node = node
+        self._task = task
+        self._begin_episode = begin_episode
+        self._on_episode_start = on_episode_start
+        self._on_state = on_state
+        self._assembler = StateAssembler(task.signal_names, lockstep)
+        # Driving a robot in real time (training included), every command passes the safety
+        # layer with the task's defaults; in lockstep the simulator is the robot and the
+        # commands stay exactly what the gymnasium env would apply.
+        self.safety: SafetyLayer | None = None
+        if not lockstep:
+            self.safety = SafetyLayer(task_safety_config(task))
+            self.safety.start(time.monotonic())
+        self.episode_start_ns: int | None = None  # None while a reset is under way
+        self._deferred: tuple[int, RobotState, float] | None = None
+
+        self._commands = node.create_publisher(
+            Float64MultiArray, f"{controller_name}/commands", COMMAND_QOS
+        )
+        # Signal subscriptions first: when both are ready the executor serves them in this order.
+        for name in task.signal_names:
+            node.create_subscription(PointStamped, name, partial(self._on_signal, name), STATE_QOS)
+        node.create_subscription(JointState, "joint_states", self._on_joint_states, STATE_QOS)
+        self._reset_client = node.create_client(Trigger, reset_service)
+        # On the steady clock: with use_sim_time, /clock stands still until the first command.
+        self._start_timer = node.create_timer(
+            0.2, self._start, clock=Clock(clock_type=ClockType.STEADY_TIME)
+        )
+
+    def reset(self) -> None:
+        """Start a new episode: clear the safety latch and hold states until the reset answers."""
+        if self.safety is not None and self.safety.clear_e_stop():
+            self._node.get_logger().warning("safety latch cleared for the new episode")
+        self.episode_start_ns = None
+        self._deferred = None
+        self._reset_client.call_async(Trigger.Request()).add_done_callback(self._on_reset_done)
+
+    def command(self, command: np.ndarray | None, stamp_ns: int, state: RobotState) -> None:
+        """Publish ``command`` for the state at ``stamp_ns``, through the safety layer in real
+        time (which may replace it, or publish nothing: then the robot holds its last command)."""
+        if self.safety is not None:
+            command, reason = self.safety.through(command, stamp_ns, state, time.monotonic())
+            if reason:
+                self._node.get_logger().error(reason, throttle_duration_sec=1.0)
+        if command is not None:
+            self._commands.publish(Float64MultiArray(data=command.tolist()))
+
+    def _start(self) -> None:
+        if self._reset_client.service_is_ready():
+            self._start_timer.cancel()
+            self._begin_episode()
+
+    def _on_reset_done(self, future) -> None:
+        self.episode_start_ns = reset_stamp_ns(future.result().message)
+        self._on_episode_start()
+        # The simulator publishes the first state before it answers; it may be here already.
+        deferred, self._deferred = self._deferred, None
+        if deferred is not None:
+            self._on_complete_state(*deferred)
+
+    def _on_signal(self, name: str, msg: PointStamped) -> None:
+        value = np.array([msg.point.x, msg.point.y, msg.point.z])
+        complete = self._assembler.add_signal(name, stamp_to_ns(msg.header.stamp), value)
+        if complete is not None:
+            self._on_complete_state(*complete, time.perf_counter())
+
+    def _on_joint_states(self, msg: JointState) -> None:
+        received = time.perf_counter()
+        try:
+            position, velocity = joint_state_by_name(msg, self._task.joint_names)
+        except (KeyError, ValueError) as error:
+            self._node.get_logger().error(str(error), throttle_duration_sec=1.0)
+            return
+        complete = self._assembler.add_joints(stamp_to_ns(msg.header.stamp), position, velocity)
+        if complete is not None:
+            self._on_complete_state(*complete, received)
+
+    def _on_complete_state(self, stamp_ns: int, state: RobotState, received: float) -> None:
+        if self.episode_start_ns is None:
+            self._deferred = (stamp_ns, state, received)  # the reset has not answered yet
+            return
+        if stamp_ns < self.episode_start_ns:
+            return  # a state of the episode before the reset
+        self._on_state(stamp_ns, state, received)
