@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from ddpg_controller.fleet_protocol import (
+    EPISODES_TOPIC,
     POLICY_TOPIC,
     TRANSITION_COLUMNS,
     TRANSITIONS_TOPIC,
@@ -28,6 +29,7 @@ from ddpg_controller.fleet_protocol import (
     Outbox,
     PolicyWeights,
     TransitionBatch,
+    decode_json,
     decode_policy,
     decode_transitions,
     encode_policy,
@@ -169,7 +171,9 @@ def _node(module: str, config: Path, namespace: str, **parameters: object) -> li
 def test_faults_are_counted_and_a_learner_restart_loses_nothing(tmp_path, spawn, ros) -> None:
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import JointState
-    from std_msgs.msg import Float64MultiArray
+    from std_msgs.msg import Float64MultiArray, String
+
+    from ddpg_controller.learner_node import REPORT_QOS
 
     config = _params(tmp_path, eval_every_steps=0, final_eval_episodes=1, checkpoint_every_steps=0)
     run_dir = tmp_path / "run"
@@ -209,12 +213,30 @@ def test_faults_are_counted_and_a_learner_restart_loses_nothing(tmp_path, spawn,
     policies = ros.node.create_publisher(Float64MultiArray, POLICY_TOPIC, latched)
     run = str(run_dir.resolve())
     wrong = {"obs_mean": np.zeros(3), "obs_std": np.ones(3), "out.weight": np.zeros(8)}
-    for version, blocks in ((10**9, wrong), (0, wrong)):
-        weights = PolicyWeights(
-            run, version, 0.0, 0, False, -1, {"type": "ou"}, 1.0, [8], 10.0, blocks
-        )
-        policies.publish(encode_policy(weights))
-        ros.spin_until(lambda: False, 0.5)
+    reported: dict[str, int] = {}
+
+    def on_report(msg: String) -> None:
+        report = decode_json(msg)
+        if report["robot"] == "robot_0":
+            reported.update(report["counters"])
+
+    ros.node.create_subscription(String, EPISODES_TOPIC, on_report, REPORT_QOS)
+
+    def refused() -> bool:
+        """Both kinds refused, as the actor reports (sent again until they are: a policy that
+        arrives during an evaluation waits for its end, and the learner's next one replaces it)."""
+        for version in (10**9, 0):
+            weights = PolicyWeights(
+                run, version, 0.0, 0, False, -1, {"type": "ou"}, 1.0, [8], 10.0, wrong
+            )
+            policies.publish(encode_policy(weights))
+            ros.spin_until(lambda: False, 0.3)
+        counts = (reported.get("policies_refused_shape"), reported.get("policies_refused_stale"))
+        return min(c or 0 for c in counts) >= 1
+
+    # The learner's own policy first: an actor with none would take the other layout as its own.
+    assert ros.spin_until(lambda: reported.get("policies_loaded", 0) >= 1, 60), reported
+    assert ros.spin_until(refused, 60), reported
 
     # A robot joins late and leaves after one episode: training goes on.
     spawn(*_node("sim_node", config, "robot_1", mode="lockstep"))
