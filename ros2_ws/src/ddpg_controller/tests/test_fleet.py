@@ -223,8 +223,7 @@ def test_faults_are_counted_and_a_learner_restart_loses_nothing(tmp_path, spawn,
     ros.node.create_subscription(String, EPISODES_TOPIC, on_report, REPORT_QOS)
 
     def refused() -> bool:
-        """Both kinds refused, as the actor reports (sent again until they are: a policy that
-        arrives during an evaluation waits for its end, and the learner's next one replaces it)."""
+        """Both kinds refused, as the actor's episode reports say (sent again until they do)."""
         for version in (10**9, 0):
             weights = PolicyWeights(
                 run, version, 0.0, 0, False, -1, {"type": "ou"}, 1.0, [8], 10.0, wrong
