@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workers", type=int, default=2, help="learning runs at a time (default 2)"
     )
+    parser.add_argument(
+        "--steps", type=int, help="learning: env steps per run for every task (default: each's own)"
+    )
     parser.add_argument("--tag", help="results file tag (default: today's UTC date [-quick])")
     args = parser.parse_args(argv)
     unknown = set(args.benchmarks) - {*BENCHMARKS, "all", "report"}
@@ -91,7 +94,10 @@ def main(argv: list[str] | None = None) -> int:
                 "tasks": [s.env_id for s in specs],
                 "variants": variants,
                 "workers": args.workers,
-                "budgets": {s.env_id: s.quick_steps if args.quick else s.steps for s in specs},
+                "budgets": {
+                    s.env_id: args.steps or (s.quick_steps if args.quick else s.steps)
+                    for s in specs
+                },
             }
             common.print_header("learning (benchmarks 1 and 2)", config, machine)
             # Runs of earlier invocations with the same tag stay unless redone; the runs done
@@ -104,7 +110,13 @@ def main(argv: list[str] | None = None) -> int:
                 common.save_result("learning-partial", {"runs": finished}, tag)
 
             data = learning.run(
-                args.quick, args.seeds, args.tasks, variants, args.workers, save_progress
+                args.quick,
+                args.seeds,
+                args.tasks,
+                variants,
+                args.workers,
+                save_progress,
+                args.steps,
             )
             data = learning.merge(earlier, data)
         elif name == "update-step":

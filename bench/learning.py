@@ -353,22 +353,27 @@ def run(
     variants: list[str],
     workers: int = 2,
     on_result: Callable[[dict[str, Any]], None] | None = None,
+    steps: int | None = None,
 ) -> dict[str, Any]:
     """Every (env, seed, variant) run, ``workers`` at a time; ``seeds`` None = each env's own
-    count. ``on_result`` sees each finished run (the caller saves progress with it)."""
+    count, ``steps`` None = each env's own budget. ``on_result`` sees each finished run (the
+    caller saves progress with it)."""
     unknown = set(variants) - {*VARIANTS, SB3}
     if unknown:
         raise ValueError(f"unknown variant(s) {sorted(unknown)}; known: {[*VARIANTS, SB3]}")
     specs = select_envs(tasks)
     jobs = []
     budgets = {}
+    budget = steps
     for spec in specs:
-        steps = spec.quick_steps if quick else spec.steps
+        steps = budget or (spec.quick_steps if quick else spec.steps)
         every = max(steps // 3, 1) if quick else spec.eval_every
         spec_seeds = seeds if seeds is not None else list(range(spec.seeds))
         budgets[spec.env_id] = {
             "steps": steps,
-            "note": spec.budget_note,
+            "note": f"set by --steps; the task's own: {spec.budget_note}"
+            if budget
+            else spec.budget_note,
             "eval_every": every,
             "seeds": spec_seeds,
         }
