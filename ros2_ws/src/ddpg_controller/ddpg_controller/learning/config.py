@@ -122,10 +122,10 @@ class DDPGConfig:
             "steps): an untrained critic's slope dQ/da is tiny but of one sign on most states "
             "and Adam turns it into full-size steps, so without the delay the tanh actor reaches "
             "a bound on every state within 500 updates, in every critic layout and in SB3, and "
-            "some seeds never leave it. InvertedDoublePendulumBullet: with the delay 751.9 ± "
-            "55.0 over seeds 0-4, none stuck; without, seeds 0-2, 518.4 with seed 1 stuck at "
-            "139.9, a constant action's return (744.2 with the delay); SB3 556.6 with seed 0 "
-            "stuck. InvertedPendulumBullet seeds 0-4: 340.9 with, 124.6 without, SB3 108.2."
+            "some seeds never leave it. InvertedDoublePendulumBullet, seeds 0-4 "
+            "(bench/results/2026-11-26-h200.md): with the delay 723.7 ± 44.6, none stuck; "
+            "without 352.1, 3 of 5 stuck at a constant action's return (138-140); SB3 491.2, 2 "
+            "of 5 stuck. InvertedPendulumBullet: a tie (119.7, 125.4 without, SB3 118.1)."
         ),
     )
     actor_saturation_penalty: float = field(
