@@ -175,16 +175,8 @@ class FleetActorNode(Node):
         self.create_subscription(Float64MultiArray, POLICY_TOPIC, self._on_policy, POLICY_QOS)
         self.create_subscription(String, EVALUATE_TOPIC, self._on_evaluate, REPORT_QOS)
         self.create_subscription(String, STORED_TOPIC, self._on_stored, REPORT_QOS)
-        self.link = RobotLink(
-            self,
-            self.task,
-            controller,
-            self.settings["reset_service"],
-            self.settings["lockstep"],
-            begin_episode=self._request_reset,
-            on_episode_start=self._on_episode_start,
-            on_state=self._on_state,
-        )
+        reset, lockstep = self.settings["reset_service"], self.settings["lockstep"]
+        self.link = RobotLink(self, self, self.task, controller, reset, lockstep)
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.create_timer(self.settings["send_period"], self._send, clock=steady)
         self.get_logger().info(
@@ -245,13 +237,13 @@ class FleetActorNode(Node):
         self.outbox.acknowledge(stored)
 
     # ---- episodes ------------------------------------------------------------------------------
-    def _request_reset(self) -> None:
+    def begin_episode(self) -> None:
         self.last = None
         if self.evaluation is None and self.evaluation_requests:
             self.evaluation = {**self.evaluation_requests.popleft(), "done": 0}
         self.link.reset()
 
-    def _on_episode_start(self) -> None:
+    def on_episode_start(self) -> None:
         self.episode_step = 0
         self.episode_return = 0.0
         if self.noise is not None:
@@ -278,10 +270,10 @@ class FleetActorNode(Node):
                     self._on_policy(self.held_policy)
         self._send()
         self.report_publisher.publish(encode_json(report))
-        self._request_reset()
+        self.begin_episode()
 
     # ---- control loop --------------------------------------------------------------------------
-    def _on_state(self, stamp_ns: int, state: RobotState, received: float) -> None:
+    def on_state(self, stamp_ns: int, state: RobotState, received: float) -> None:
         if self.last and stamp_ns <= self.last.stamp_ns:
             return  # a duplicate or out of order: never act twice on one state
         previous_action = self.last.action if self.last else np.zeros(self.task.action_dim)

@@ -146,16 +146,8 @@ class DDPGControllerNode(Node):
             self._begin_evaluation(self.settings["eval_episodes"])  # the untrained policy's score
         self.done = False
 
-        self.link = RobotLink(
-            self,
-            self.task,
-            controller,
-            self.settings["reset_service"],
-            self.settings["lockstep"],
-            begin_episode=self._request_reset,
-            on_episode_start=self._on_episode_start,
-            on_state=self._on_state,
-        )
+        reset, lockstep = self.settings["reset_service"], self.settings["lockstep"]
+        self.link = RobotLink(self, self, self.task, controller, reset, lockstep)
         self.learner.start()
         self.get_logger().info(
             f"task {self.task.name}: {self.task.observation_dim} observations, "
@@ -164,11 +156,11 @@ class DDPGControllerNode(Node):
         )
 
     # ---- episodes ------------------------------------------------------------------------------
-    def _request_reset(self) -> None:
+    def begin_episode(self) -> None:
         self.last = None
         self.link.reset()
 
-    def _on_episode_start(self) -> None:
+    def on_episode_start(self) -> None:
         self.episode_step = 0
         self.episode_return = 0.0
         self.agent.reset_noise()
@@ -186,7 +178,7 @@ class DDPGControllerNode(Node):
             self._schedule_after_training_episode()
         if self.done:
             return
-        self._request_reset()
+        self.begin_episode()
 
     def _schedule_after_training_episode(self) -> None:
         due = self.schedule.due(self.env_steps)
@@ -214,7 +206,7 @@ class DDPGControllerNode(Node):
             self.finish(mean)
 
     # ---- control loop --------------------------------------------------------------------------
-    def _on_state(self, stamp_ns: int, state: RobotState, received: float) -> None:
+    def on_state(self, stamp_ns: int, state: RobotState, received: float) -> None:
         if self.done:
             return
         if self.last is not None and stamp_ns <= self.last.stamp_ns:

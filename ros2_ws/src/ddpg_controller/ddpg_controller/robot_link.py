@@ -11,8 +11,8 @@ This class is that part, once; each node keeps what it does with a state.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from functools import partial
+from typing import Protocol
 
 import numpy as np
 from geometry_msgs.msg import PointStamped
@@ -33,34 +33,36 @@ from ddpg_controller.safety import SafetyLayer, task_safety_config
 from ddpg_controller.state_assembly import StateAssembler
 from ddpg_controller.tasks import RobotState, Task
 
-# (state stamp in ns, the state, time.perf_counter() when its last part arrived)
-StateCallback = Callable[[int, RobotState, float], None]
+
+class EpisodeOwner(Protocol):
+    """What a node that learns from the robot does at the link's three moments."""
+
+    def begin_episode(self) -> None:
+        """The reset service is up, or an episode has ended: start the next (``link.reset()``)."""
+
+    def on_episode_start(self) -> None:
+        """A reset has answered; the episode's first state comes next."""
+
+    def on_state(self, stamp_ns: int, state: RobotState, received: float) -> None:
+        """A complete state of the current episode, in arrival order (``received``:
+        ``time.perf_counter()`` when its last part arrived)."""
 
 
 class RobotLink:
-    """The robot's topics and reset service on ``node``, for one learning node.
-
-    ``begin_episode`` is called once the reset service is up (the node ends with ``reset``);
-    ``on_episode_start`` once a reset has answered, before the episode's first state;
-    ``on_state`` with each complete state of the current episode, in arrival order.
-    """
+    """The robot's topics and reset service on ``node``, for the ``owner`` of its episodes."""
 
     def __init__(
         self,
         node: Node,
+        owner: EpisodeOwner,
         task: Task,
         controller_name: str,
         reset_service: str,
         lockstep: bool,
-        begin_episode: Callable[[], None],
-        on_episode_start: Callable[[], None],
-        on_state: StateCallback,
     ) -> None:
         self._node = node
+        self._owner = owner
         self._task = task
-        self._begin_episode = begin_episode
-        self._on_episode_start = on_episode_start
-        self._on_state = on_state
         self._assembler = StateAssembler(task.signal_names, lockstep)
         # Driving a robot in real time (training included), every command passes the safety
         # layer with the task's defaults; in lockstep the simulator is the robot and the
@@ -106,11 +108,11 @@ class RobotLink:
     def _start(self) -> None:
         if self._reset_client.service_is_ready():
             self._start_timer.cancel()
-            self._begin_episode()
+            self._owner.begin_episode()
 
     def _on_reset_done(self, future) -> None:
         self.episode_start_ns = reset_stamp_ns(future.result().message)
-        self._on_episode_start()
+        self._owner.on_episode_start()
         # The simulator publishes the first state before it answers; it may be here already.
         deferred, self._deferred = self._deferred, None
         if deferred is not None:
@@ -139,4 +141,4 @@ class RobotLink:
             return
         if stamp_ns < self.episode_start_ns:
             return  # a state of the episode before the reset
-        self._on_state(stamp_ns, state, received)
+        self._owner.on_state(stamp_ns, state, received)
