@@ -110,7 +110,9 @@ class DDPGConfig:
             "default, which SB3 keeps). Default the paper's: with the action at the critic's "
             "input both learn on the seed that failed (InvertedPendulumBullet seed 0: 89.9, "
             "fan_in 142.3, within the 23 std between seeds); with the action at the second "
-            "layer fan_in drove the actor deeper into saturation (mean |pre-tanh| 35 vs 11)."
+            "layer fan_in drove the actor deeper into saturation (mean |pre-tanh| 35 vs 11). "
+            "On ReacherBullet (30k steps, no actor_delay) fan_in scored 7.2 against 3.9, SB3 "
+            "8.0; with actor_delay 3.7 against 4.4: not measured elsewhere with the delay."
         ),
     )
     actor_delay: int = field(
@@ -125,7 +127,10 @@ class DDPGConfig:
             "some seeds never leave it. InvertedDoublePendulumBullet, seeds 0-4 "
             "(bench/results/2026-11-26-h200.md): with the delay 723.7 ± 44.6, none stuck; "
             "without 352.1, 3 of 5 stuck at a constant action's return (138-140); SB3 491.2, 2 "
-            "of 5 stuck. InvertedPendulumBullet: a tie (119.7, 125.4 without, SB3 118.1)."
+            "of 5 stuck. InvertedPendulumBullet: a tie (119.7, 125.4 without, SB3 118.1). "
+            "It costs on ReacherBullet (30k steps: 4.4 with, 3.9 without, SB3 8.0; "
+            "bench/results/2026-11-26-pendulum-reacher30k.md), where the first rush to full "
+            "torque is how the critic learns the task's energy cost."
         ),
     )
     actor_saturation_penalty: float = field(
