@@ -456,7 +456,7 @@ def ros_section(data: dict[str, Any]) -> tuple[list[str], list[tuple[str, str, s
     return out, targets
 
 
-def memory_section(data: dict[str, Any]) -> list[str]:
+def memory_section(data: dict[str, Any]) -> tuple[list[str], list[tuple[str, ...]]]:
     from bench.memory import LABELS
 
     out = [
@@ -493,7 +493,7 @@ def memory_section(data: dict[str, Any]) -> list[str]:
         "construction cost (networks, targets, Adam state, torch's first-use allocations) is the "
         "difference between 'after imports' and 'after construction'.\n"
     )
-    return out
+    return out, []
 
 
 def _loop_table(rows: list[dict[str, Any]]) -> list[str]:
@@ -550,6 +550,8 @@ def control_loop_section(data: dict[str, Any]) -> tuple[list[str], list[tuple[st
 
 
 def gpu_section(data: dict[str, Any]) -> tuple[list[str], list[tuple[str, ...]]]:
+    if data.get("skipped"):
+        return [], []  # no CUDA where it ran: nothing to report
     out = [f"## 7. The learner on a GPU ({data['gpu']}, torch {data['torch']})\n"]
     out.append(_machine(data.get("machine")))
     out.append(_header("batch", "CUDA graph", "eager", "SB3", "graph / SB3"))
@@ -613,10 +615,10 @@ def gpu_targets(data: dict[str, Any]) -> list[tuple[str, ...]]:
     return targets
 
 
-def netns_section(data: dict[str, Any]) -> list[str]:
+def netns_section(data: dict[str, Any]) -> tuple[list[str], list[tuple[str, ...]]]:
     out = ["## 8. Two computers: ROS 2 across a veth between two network namespaces\n"]
     if data.get("skipped"):
-        return [*out, f"Skipped: {data['skipped']}.\n"]
+        return [*out, f"Skipped: {data['skipped']}.\n"], []
     out.append(_machine(data.get("machine")))
     out.append(
         f"`./run train --task pendulum --steps {data['steps']}` (lockstep, learning from step "
@@ -704,7 +706,18 @@ def netns_section(data: dict[str, Any]) -> list[str]:
                 f"{r['latency_ms_max']:,.0f} | {r['first_at_s']:.2f} | {r['veth']['bytes']:,} |"
             )
     out.append("")
-    return out
+    return out, []
+
+
+# Benchmarks 3 to 8 in the report's order: the results file each reads, and its section.
+SECTIONS = (
+    ("update-step", update_section),
+    ("ros", ros_section),
+    ("memory", memory_section),
+    ("control-loop", control_loop_section),
+    ("gpu", gpu_section),
+    ("netns", netns_section),
+)
 
 
 def build(tag: str) -> Path:
@@ -731,32 +744,12 @@ def build(tag: str) -> Path:
         o, t = learning_section(tag, lr)
         body += o
         targets += t
-    up = load_result("update-step", tag)
-    if up:
-        o, t = update_section(up)
-        body += o
-        targets += t
-    ros = load_result("ros", tag)
-    if ros:
-        o, t = ros_section(ros)
-        body += o
-        targets += t
-    mem = load_result("memory", tag)
-    if mem:
-        body += memory_section(mem)
-    loop = load_result("control-loop", tag)
-    if loop:
-        o, t = control_loop_section(loop)
-        body += o
-        targets += t
-    gpu = load_result("gpu", tag)
-    if gpu and not gpu.get("skipped"):
-        o, t = gpu_section(gpu)
-        body += o
-        targets += t
-    netns = load_result("netns", tag)
-    if netns:
-        body += netns_section(netns)
+    for name, section in SECTIONS:
+        data = load_result(name, tag)
+        if data:
+            o, t = section(data)
+            body += o
+            targets += t
     parts.append("## Targets\n")
     parts.append("| target | measured | goal | result |")
     parts.append("|---|---|---|---|")
