@@ -59,9 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--variants",
         type=_str_list,
-        help="learning: comma-separated, of "
-        "first, second, first-fan_in, second-fan_in (this package's critic layouts) and sb3 "
-        "(default: first,second,sb3)",
+        help="learning: comma-separated, of this package's critic layouts first, second, "
+        "first-fan_in, second-fan_in, each optionally followed by a guard +delay, +penalty or "
+        "+delay+penalty (e.g. first+delay), and sb3 (default: the package's default variant, "
+        "the same with the other layout, and sb3)",
     )
     parser.add_argument(
         "--workers", type=int, default=2, help="learning runs at a time (default 2)"
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         if name == "learning":
             from bench import learning
 
-            variants = args.variants or list(learning.DEFAULT_VARIANTS)
+            variants = args.variants or learning.default_variants()
             specs = learning.select_envs(args.tasks)
             config = {
                 "seeds": args.seeds,

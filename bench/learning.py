@@ -114,18 +114,29 @@ VARIANTS: dict[str, dict[str, Any]] = {
     for guard, guard_fields in _GUARDS.items()
 }
 SB3 = "sb3"
-DEFAULT_VARIANTS = ("first", "second", SB3)
+
+
+def _variant_with(fields: dict[str, Any]) -> str:
+    """The name of the variant whose fields equal ``fields``' values."""
+    for name, variant_fields in VARIANTS.items():
+        if all(fields[k] == v for k, v in variant_fields.items()):
+            return name
+    raise AssertionError(f"no benchmark variant has the fields {fields}")
 
 
 def default_variant() -> str:
     """The variant that the package's defaults (``DDPGConfig()``) build."""
     from ddpg_controller.learning.config import DDPGConfig
 
-    d = DDPGConfig()
-    for name, fields in VARIANTS.items():
-        if all(getattr(d, k) == v for k, v in fields.items()):
-            return name
-    raise AssertionError("no benchmark variant matches the package defaults")
+    return _variant_with(vars(DDPGConfig()))
+
+
+def default_variants() -> list[str]:
+    """What ``python -m bench learning`` compares unless ``--variants`` says: the package's
+    default, the same with the action joining the critic at its other layer, and SB3."""
+    default = VARIANTS[default_variant()]
+    other = "second" if default["critic_action_input"] == "first" else "first"
+    return [default_variant(), _variant_with({**default, "critic_action_input": other}), SB3]
 
 
 def package_config(spec: EnvSpec, variant: str | None = None) -> dict[str, Any]:
