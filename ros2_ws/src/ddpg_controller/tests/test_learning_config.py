@@ -18,10 +18,11 @@ def test_defaults_are_the_papers() -> None:
     assert (c.actor_lr, c.critic_lr, c.critic_weight_decay) == (1e-4, 1e-3, 1e-2)
     assert (c.gamma, c.tau, c.batch_size, c.buffer_size) == (0.99, 0.001, 64, 1_000_000)
     assert c.device == "auto"
-    # Not the paper's layout: the action joins the critic at its input (measured, see config.py).
-    assert (c.critic_action_input, c.final_layer_init) == ("first", "uniform_3e-3")
-    # Not the paper's: the actor waits for 1,000 critic-only updates (measured, see config.py).
-    assert (c.actor_delay, c.actor_saturation_penalty) == (1000, 0.0)
+    # Not the paper's layout: SB3's, with the action at the critic's input and the output layers
+    # initialised like the hidden ones (measured, see config.py).
+    assert (c.critic_action_input, c.final_layer_init) == ("first", "fan_in")
+    # Not the paper's: the actor's pre-tanh output is kept where tanh passes a gradient.
+    assert (c.actor_delay, c.actor_saturation_penalty) == (0, 1.0)
     n = c.noise
     assert (n.type, n.theta, n.sigma, n.mu, n.dt) == ("ou", 0.15, 0.2, 0.0, 1.0)
 

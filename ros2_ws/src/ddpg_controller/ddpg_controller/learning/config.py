@@ -2,7 +2,9 @@
 
 Every field carries ``metadata["description"]`` so a ROS node can declare one parameter per field
 (``ddpg.<field>``, ``ddpg.noise.<field>``) with the same text a reader sees here. Defaults are the
-paper's (Lillicrap et al. 2015, §7) wherever the paper states a value.
+paper's (Lillicrap et al. 2015, §7) wherever the paper states a value, except the critic's layout
+and the output layers' init (SB3's, TD3's and CleanRL's) and the actor's saturation penalty: their
+descriptions give the measurements behind each.
 """
 
 from __future__ import annotations
@@ -90,59 +92,57 @@ class DDPGConfig:
         metadata=_desc(
             "Critic layer the action joins: 'first' (concatenated with the observation at the "
             "input, as SB3, TD3 and CleanRL) or 'second' (after one observation-only layer, the "
-            "paper's §7 choice). Default 'first', measured at SB3's settings "
-            "(bench/results/2026-11-26-learning.md), InvertedPendulumBullet, 10k steps, seeds "
-            "0-4: 'first' 119.6 ± 23.4, SB3 108.2 ± 18.9, 'second' 96.4 ± 44.5 with seed 0 never "
-            "learning (9.1, a constant action's return; 89.9 with 'first'). In every layout, "
-            "SB3's too, the tanh actor reaches one bound on every state within ~500 updates of "
-            "the warm-up's end; the 'second' critic then slopes outward at that bound while "
-            "rating the other one higher, and the actor stays there. The rush itself remains: "
-            "on InvertedDoublePendulumBullet seed 0 'first', 'second' and SB3 all stay at a "
-            "bound (138.9 against 356 untrained)."
+            "paper's §7 choice). Default 'first' (bench/results/2026-11-26-guards.md, SB3's "
+            "settings, fan_in init and actor_saturation_penalty for both, seeds 0-4): "
+            "InvertedDoublePendulumBullet 710.0 against 529.6, InvertedPendulumBullet 108.7 "
+            "against 134.2, ReacherBullet (30k steps) 7.4 against 7.4, Pendulum-v1 -178.8 "
+            "against -179.1; no seed stuck in either. Without a guard against saturation "
+            "'second' was the layout whose seeds stuck most (2026-11-26-learning.md: "
+            "InvertedPendulumBullet seed 0 at 9.1, a constant action's return)."
         ),
     )
     final_layer_init: str = field(
-        default="uniform_3e-3",
+        default="fan_in",
         metadata=_desc(
             "Init of the actor's and critic's output layers: 'uniform_3e-3' (paper: "
             "U[-3e-3, 3e-3], so first actions and Q-values are near 0) or 'fan_in' "
             "(U[-1/sqrt(fan_in), 1/sqrt(fan_in)] like the hidden layers: PyTorch's nn.Linear "
-            "default, which SB3 keeps). Default the paper's: with the action at the critic's "
-            "input both learn on the seed that failed (InvertedPendulumBullet seed 0: 89.9, "
-            "fan_in 142.3, within the 23 std between seeds); with the action at the second "
-            "layer fan_in drove the actor deeper into saturation (mean |pre-tanh| 35 vs 11). "
-            "On ReacherBullet (30k steps, no actor_delay) fan_in scored 7.2 against 3.9, SB3 "
-            "8.0; with actor_delay 3.7 against 4.4: not measured elsewhere with the delay."
+            "default, which SB3 keeps). Default fan_in (bench/results/2026-11-26-guards.md, "
+            "SB3's settings): on ReacherBullet, 30k steps, seeds 0-4, the paper's init cost "
+            "about 3 whatever the guard (3.9 against 7.2 with none, 4.4 against 3.7 with "
+            "actor_delay); on InvertedDoublePendulumBullet with actor_saturation_penalty the "
+            "two tie (710.0 fan_in, 721.0 paper's, no seed stuck in either)."
         ),
     )
     actor_delay: int = field(
-        default=1000,
+        default=0,
         metadata=_desc(
             "Updates after learning starts in which only the critic (and its target) trains; "
             "the actor waits until the critic has fit the replay (paper: none; 0 disables). "
-            "Why 1,000 (bench/results/2026-11-26-learning-actor-delay.md, SB3's settings, 10k "
-            "steps): an untrained critic's slope dQ/da is tiny but of one sign on most states "
-            "and Adam turns it into full-size steps, so without the delay the tanh actor reaches "
-            "a bound on every state within 500 updates, in every critic layout and in SB3, and "
-            "some seeds never leave it. InvertedDoublePendulumBullet, seeds 0-4 "
-            "(bench/results/2026-11-26-h200.md): with the delay 723.7 ± 44.6, none stuck; "
-            "without 352.1, 3 of 5 stuck at a constant action's return (138-140); SB3 491.2, 2 "
-            "of 5 stuck. InvertedPendulumBullet: a tie (119.7, 125.4 without, SB3 118.1). "
-            "It costs on ReacherBullet (30k steps: 4.4 with, 3.9 without, SB3 8.0; "
-            "bench/results/2026-11-26-pendulum-reacher30k.md), where the first rush to full "
-            "torque is how the critic learns the task's energy cost."
+            "It stops the actor's early rush to a bound (an untrained critic's slope dQ/da is "
+            "tiny but of one sign on most states, and Adam turns it into full-size steps) and "
+            "at 1,000 frees InvertedDoublePendulumBullet's stuck seeds, but costs on "
+            "ReacherBullet, where the first push to full torque is how the critic learns the "
+            "task's energy cost (30k steps, seeds 0-4: 4.4 with it, 3.9 without; with fan_in "
+            "3.7 against 7.2). Off by default: actor_saturation_penalty frees the stuck seeds "
+            "without that cost (bench/results/2026-11-26-guards.md)."
         ),
     )
     actor_saturation_penalty: float = field(
-        default=0.0,
+        default=1.0,
         metadata=_desc(
             "Weight of mean(max(|z| - 3, 0)^2) in the actor's loss, z its pre-tanh output: keeps "
             "|mu(s)| <= tanh(3) = 0.995, where tanh still passes the critic's gradient, so an "
-            "actor pushed to a bound can come back (paper: none; 0 disables). Off by default: "
-            "at weight 1 it frees InvertedDoublePendulumBullet seed 1 too (792.8; 139.9 "
-            "without, 744.2 with actor_delay) but scored below actor_delay on the other seeds "
-            "measured (seed 0: 583.8 against 839.3), and it does not stop the rush (100% of "
-            "states at |mu| > 0.99 500 updates in). Not measured together with actor_delay."
+            "actor pushed to a bound comes back (paper: none; 0 disables). Why 1 by default "
+            "(bench/results/2026-11-26-guards.md, SB3's settings): the seeds that never learn "
+            "are actors that ran past |z| = 9.1, where float32 tanh is exactly +-1 and its "
+            "gradient exactly 0, within ~500 updates of the warm-up's end; no critic gradient "
+            "moves them again. The penalty does not stop that rush (up to 100% of states at "
+            "|mu| > 0.99 after 500 updates) but lets the critic pull the actor back: no run "
+            "ends saturated. InvertedDoublePendulumBullet, 10k steps, seeds 0-4: 710.0 +- "
+            "31.5, none stuck (SB3 512.7, 2 stuck; no guard, on the H200 machine: 3 of 5 "
+            "stuck); ReacherBullet, 30k steps, seeds 0-9: 8.50 against SB3's 8.55; Pendulum-v1 "
+            "-178.8 against -181.1; InvertedPendulumBullet 108.7 against 108.2."
         ),
     )
     actor_lr: float = field(default=1e-4, metadata=_desc("Actor Adam learning rate (paper 1e-4)."))
