@@ -164,7 +164,8 @@ def learning_section(
             targets.append(
                 (
                     f"Return ≥ SB3 on {env} ({budget['steps']:,} steps), every seed learns",
-                    f"{stats[default][0]:.1f} vs {stats['sb3'][0]:.1f}; "
+                    f"{stats[default][0]:.1f} vs {stats['sb3'][0]:.1f} "
+                    f"({stats[default][0] - stats['sb3'][0]:+.2f}); "
                     f"{stats[default][1]} seed(s) did not learn",
                     "≥ SB3, 0",
                     verdict,
