@@ -108,10 +108,10 @@ class DDPGConfig:
             "U[-3e-3, 3e-3], so first actions and Q-values are near 0) or 'fan_in' "
             "(U[-1/sqrt(fan_in), 1/sqrt(fan_in)] like the hidden layers: PyTorch's nn.Linear "
             "default, which SB3 keeps). Default fan_in (bench/results/2026-11-26-guards.md, "
-            "SB3's settings): on ReacherBullet, 30k steps, seeds 0-4, the paper's init cost "
-            "about 3 whatever the guard (3.9 against 7.2 with none, 4.4 against 3.7 with "
-            "actor_delay); on InvertedDoublePendulumBullet with actor_saturation_penalty the "
-            "two tie (710.0 fan_in, 721.0 paper's, no seed stuck in either)."
+            "SB3's settings): on ReacherBullet, 30k steps, seeds 0-4, without a guard the "
+            "paper's init cost 3.3 (3.9 against 7.2; with actor_delay a tie, 4.4 against 3.7); "
+            "on InvertedDoublePendulumBullet with actor_saturation_penalty the two tie (710.0 "
+            "fan_in, 721.0 paper's, no seed stuck in either)."
         ),
     )
     actor_delay: int = field(
