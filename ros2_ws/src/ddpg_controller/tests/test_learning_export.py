@@ -27,9 +27,9 @@ META = {
     "action_names": ["joint0", "joint1", "joint2"],
     "control_rate_hz": 100.0,
 }
-# Float32 rounding: 1e-6 of the actor's [-1, 1] output, scaled to the widest action range. A
-# single observation takes other BLAS kernels than a batch (measured: 1.2e-6 at action 9.0).
-ATOL = 1e-6 * float((HIGH - LOW).max()) / 2
+# One observation takes other BLAS kernels than a batch: float32 rounding, 1e-6 of the actor's
+# [-1, 1] output scaled to the widest action range (measured: 1.2e-6 at action 9.0).
+SINGLE_OBS_ATOL = 1e-6 * float((HIGH - LOW).max()) / 2
 
 
 @pytest.fixture
@@ -61,11 +61,13 @@ def test_exported_policy_matches_in_memory_actor(agent: DDPG, tmp_path: Path) ->
     obs = np.random.default_rng(1).normal([1, -2, 30, 0, 5], [1, 4, 20, 2, 0.3], size=(1000, OBS))
     expected = reference_actions(agent, obs)
     assert np.ptp(expected, axis=0).min() > 0.1  # the comparison is not trivially constant
-    np.testing.assert_allclose(policy(obs), expected, atol=ATOL, rtol=0)
-    np.testing.assert_allclose(agent.acting_policy()(obs), expected, atol=ATOL, rtol=0)
-    np.testing.assert_allclose(policy(obs[3]), expected[3], atol=ATOL, rtol=0)
+    np.testing.assert_allclose(policy(obs), expected, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(agent.acting_policy()(obs), expected, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(policy(obs[3]), expected[3], atol=SINGLE_OBS_ATOL, rtol=0)
     for i in range(5):
-        np.testing.assert_allclose(agent.act(obs[i], explore=False), expected[i], atol=ATOL)
+        np.testing.assert_allclose(
+            agent.act(obs[i], explore=False), expected[i], atol=SINGLE_OBS_ATOL
+        )
     assert np.all(policy(1e4 * obs) >= LOW - 1e-6) and np.all(policy(1e4 * obs) <= HIGH + 1e-6)
     with pytest.raises(ValueError, match="shape"):
         policy(np.zeros(OBS + 1))
