@@ -134,9 +134,10 @@ def default_variant() -> str:
 def default_variants() -> list[str]:
     """What ``python -m bench learning`` compares unless ``--variants`` says: the package's
     default, the same with the action joining the critic at its other layer, and SB3."""
-    default = VARIANTS[default_variant()]
-    other = "second" if default["critic_action_input"] == "first" else "first"
-    return [default_variant(), _variant_with({**default, "critic_action_input": other}), SB3]
+    name = default_variant()
+    fields = VARIANTS[name]
+    other = "second" if fields["critic_action_input"] == "first" else "first"
+    return [name, _variant_with({**fields, "critic_action_input": other}), SB3]
 
 
 def package_config(spec: EnvSpec, variant: str | None = None) -> dict[str, Any]:
