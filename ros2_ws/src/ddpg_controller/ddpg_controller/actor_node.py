@@ -321,11 +321,10 @@ class FleetActorNode(Node):
             pending.stamp_ns,
             pending.state,
             observation,
-            action,
+            self.link.act(action, pending.stamp_ns, pending.state),
             pending.previous_action,
             self.weights.version,
         )
-        self.link.command(self.task.command(action, pending.state), pending.stamp_ns, pending.state)
 
     def _close_transition(
         self, state: RobotState, observation: np.ndarray, exploring: bool

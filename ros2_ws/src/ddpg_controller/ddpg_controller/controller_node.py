@@ -261,15 +261,16 @@ class DDPGControllerNode(Node):
             self.pending_state = None
             start = time.perf_counter()
             if pending.safe or self.learner.failure is not None:
-                command = self.task.hold_command(pending.state)
+                self.link.command(
+                    self.task.hold_command(pending.state), pending.stamp_ns, pending.state
+                )
             else:
                 action = self._choose_action(pending.observation)
                 previous = self._previous_action()
+                applied = self.link.act(action, pending.stamp_ns, pending.state)
                 self.last = _Step(
-                    pending.stamp_ns, pending.state, pending.observation, action, previous
+                    pending.stamp_ns, pending.state, pending.observation, applied, previous
                 )
-                command = self.task.command(action, pending.state)
-            self.link.command(command, pending.stamp_ns, pending.state)
             published = time.perf_counter()
         if self.settings["lockstep"]:
             self.lockstep_wait.record(start - pending.received)

@@ -4,8 +4,9 @@ The controller node and the fleet's actor node both assemble the robot's state t
 (``joint_states`` matched by joint name, and the task's signals) into ``RobotState``s, start each
 episode by calling the robot's reset service, hold a state that arrives before the reset has
 answered and drop the states of the episode before it, and publish commands on
-``<controller_name>/commands``, through the safety layer when they drive a robot in real time.
-This class is that part, once; each node keeps what it does with a state.
+``<controller_name>/commands``, through the safety layer when they drive a robot in real time
+(reading back the action the robot was given, which their transitions record). This class is
+that part, once; each node keeps what it does with a state.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ class RobotLink:
             self.safety.start(time.monotonic())
         self.episode_start_ns: int | None = None  # None while a reset is under way
         self._deferred: tuple[int, RobotState, float] | None = None
+        self._in_force: np.ndarray | None = None  # the last command published
 
         self._commands = node.create_publisher(
             Float64MultiArray, f"{controller_name}/commands", COMMAND_QOS
@@ -95,15 +97,32 @@ class RobotLink:
         self._deferred = None
         self._reset_client.call_async(Trigger.Request()).add_done_callback(self._on_reset_done)
 
-    def command(self, command: np.ndarray | None, stamp_ns: int, state: RobotState) -> None:
+    def command(
+        self, command: np.ndarray | None, stamp_ns: int, state: RobotState
+    ) -> np.ndarray | None:
         """Publish ``command`` for the state at ``stamp_ns``, through the safety layer in real
-        time (which may replace it, or publish nothing: then the robot holds its last command)."""
+        time (which may replace it, or publish nothing: then the robot holds its last command).
+        Returns the command the robot follows now (None before any was published)."""
         if self.safety is not None:
             command, reason = self.safety.through(command, stamp_ns, state, time.monotonic())
             if reason:
                 self._node.get_logger().error(reason, throttle_duration_sec=1.0)
         if command is not None:
             self._commands.publish(Float64MultiArray(data=command.tolist()))
+            self._in_force = command
+        return self._in_force
+
+    def act(self, action: np.ndarray, stamp_ns: int, state: RobotState) -> np.ndarray:
+        """Publish the task's command for the policy's ``action`` and return the action the robot
+        was given, which is what a transition must record: the critic learns Q(s, a) of the action
+        applied. In lockstep that is ``action`` itself; in real time the safety layer may have
+        rate-limited, clipped or replaced the command (the default rate limit alone changes most
+        uniformly random warm-up actions), so it is the command in force read back as an action."""
+        in_force = self.command(self._task.command(action, state), stamp_ns, state)
+        if self.safety is None or in_force is None:
+            return action
+        applied = self._task.action_of_command(in_force, state)
+        return np.clip(applied, self._task.action_low, self._task.action_high)
 
     def _start(self) -> None:
         if self._reset_client.service_is_ready():

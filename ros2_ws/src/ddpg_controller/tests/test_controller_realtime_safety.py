@@ -1,6 +1,7 @@
 """The controller node driving a robot in real time sends every command through the safety layer:
 the Panda in the real-time sim node, position commands within the URDF limits less the margin and
-changing by at most the URDF velocity limit x control period between consecutive commands."""
+changing by at most the URDF velocity limit x control period between consecutive commands; and a
+transition records the action the robot was given, not the one the policy asked for."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from pathlib import Path
 import numpy as np
 from std_msgs.msg import Float64MultiArray
 
+from ddpg_controller.robot_link import RobotLink
 from ddpg_controller.ros_common import COMMAND_QOS
 from ddpg_controller.safety import DEFAULT_POSITION_MARGIN
-from ddpg_controller.tasks import load_task
+from ddpg_controller.tasks import RobotState, load_task
 
 PACKAGE = Path(__file__).resolve().parents[1]
 TASK = load_task("panda_reach")
@@ -48,3 +50,44 @@ def test_realtime_controller_commands_pass_the_safety_layer(spawn, ros, tmp_path
     changes = np.abs(np.diff(commands, axis=0))
     assert np.all(changes <= step + 1e-9), changes.max(axis=0)  # across resets too
     assert (tmp_path / "run" / "policy.pt").exists()
+
+
+class _NoEpisodes:
+    """A link's owner that is never called here: no reset service answers in this test."""
+
+    def begin_episode(self) -> None: ...
+
+    def on_episode_start(self) -> None: ...
+
+    def on_state(self, stamp_ns: int, state: RobotState, received: float) -> None: ...
+
+
+def test_realtime_link_returns_the_action_the_safety_layer_let_through(ros) -> None:
+    # The pendulum's torque is rate-limited to a quarter of its ±2 N·m range per 50 ms period,
+    # ramping from the safe command (0); a transition must store what the robot received.
+    task = load_task("pendulum")
+    published: list[float] = []
+    ros.node.create_subscription(
+        Float64MultiArray,
+        f"{task.controller_name}/commands",
+        lambda msg: published.extend(msg.data),
+        COMMAND_QOS,
+    )
+    realtime = RobotLink(
+        ros.node, _NoEpisodes(), task, task.controller_name, "no_reset", lockstep=False
+    )
+    period_ns = round(task.control_period * 1e9)
+    still = RobotState(np.zeros(1), np.zeros(1))
+    wanted = [2.0, -2.0, 0.5, 1.2]
+    applied = [
+        realtime.act(np.array([a]), (k + 1) * period_ns, still) for k, a in enumerate(wanted)
+    ]
+    broken = RobotState(np.array([np.nan]), np.zeros(1))
+    applied.append(realtime.act(np.array([1.0]), 5 * period_ns, broken))  # safe command: 0
+    assert np.array(applied).ravel().tolist() == [1.0, 0.0, 0.5, 1.2, 0.0]
+    assert ros.spin_until(lambda: len(published) == 5, 5.0), published
+    assert published == [1.0, 0.0, 0.5, 1.2, 0.0]
+
+    lockstep = RobotLink(ros.node, _NoEpisodes(), task, task.controller_name, "no_reset", True)
+    action = np.array([2.0])
+    assert lockstep.act(action, 6 * period_ns, still) is action  # the gym env's action, as is
