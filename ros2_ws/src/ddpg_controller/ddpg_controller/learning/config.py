@@ -96,7 +96,9 @@ class DDPGConfig:
             "settings, fan_in init and actor_saturation_penalty for both, seeds 0-4): "
             "InvertedDoublePendulumBullet 710.0 against 529.6, InvertedPendulumBullet 108.7 "
             "against 134.2, ReacherBullet (30k steps) 7.4 against 7.4, Pendulum-v1 -178.8 "
-            "against -179.1; no seed stuck in either. Without a guard against saturation "
+            "against -179.2, HalfCheetahBullet (30k steps) -36.7 against 358.8: 'second' leads "
+            "on two tasks, and the choice stays open until its ReacherBullet seeds 5-19 are run; "
+            "no seed stuck in either. Without a guard against saturation "
             "'second' was the layout whose seeds stuck most (2026-11-26-learning.md: "
             "InvertedPendulumBullet seed 0 at 9.1, a constant action's return)."
         ),
