@@ -74,7 +74,6 @@ class RobotLink:
             self.safety.start(time.monotonic())
         self.episode_start_ns: int | None = None  # None while a reset is under way
         self._deferred: tuple[int, RobotState, float] | None = None
-        self._in_force: np.ndarray | None = None  # the last command published
 
         self._commands = node.create_publisher(
             Float64MultiArray, f"{controller_name}/commands", COMMAND_QOS
@@ -97,20 +96,15 @@ class RobotLink:
         self._deferred = None
         self._reset_client.call_async(Trigger.Request()).add_done_callback(self._on_reset_done)
 
-    def command(
-        self, command: np.ndarray | None, stamp_ns: int, state: RobotState
-    ) -> np.ndarray | None:
+    def command(self, command: np.ndarray | None, stamp_ns: int, state: RobotState) -> None:
         """Publish ``command`` for the state at ``stamp_ns``, through the safety layer in real
-        time (which may replace it, or publish nothing: then the robot holds its last command).
-        Returns the command the robot follows now (None before any was published)."""
+        time (which may replace it, or publish nothing: then the robot holds its last command)."""
         if self.safety is not None:
             command, reason = self.safety.through(command, stamp_ns, state, time.monotonic())
             if reason:
                 self._node.get_logger().error(reason, throttle_duration_sec=1.0)
         if command is not None:
             self._commands.publish(Float64MultiArray(data=command.tolist()))
-            self._in_force = command
-        return self._in_force
 
     def act(self, action: np.ndarray, stamp_ns: int, state: RobotState) -> np.ndarray:
         """Publish the task's command for the policy's ``action`` and return the action the robot
@@ -118,10 +112,10 @@ class RobotLink:
         applied. In lockstep that is ``action`` itself; in real time the safety layer may have
         rate-limited, clipped or replaced the command (the default rate limit alone changes most
         uniformly random warm-up actions), so it is the command in force read back as an action."""
-        in_force = self.command(self._task.command(action, state), stamp_ns, state)
-        if self.safety is None or in_force is None:
+        self.command(self._task.command(action, state), stamp_ns, state)
+        if self.safety is None or self.safety.last_command is None:
             return action
-        applied = self._task.action_of_command(in_force, state)
+        applied = self._task.action_of_command(self.safety.last_command, state)
         return np.clip(applied, self._task.action_low, self._task.action_high)
 
     def _start(self) -> None:
