@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -165,3 +166,17 @@ def test_bad_files(tmp_path: Path) -> None:
     save_checkpoint(good, make_agent(0))
     with pytest.raises(ValueError, match="dims"):
         load_checkpoint(good, wrong_dims)
+
+
+def test_checkpoint_of_other_networks_names_the_parameters_to_set(tmp_path: Path) -> None:
+    """Resuming a run started under another critic layout or widths (e.g. before a default
+    changed) says which parameters to set, instead of torch's tensor size mismatch."""
+    config = make_agent(0).config
+    path = tmp_path / "first.pt"
+    save_checkpoint(path, DDPG(OBS, ACT, -1.0, 1.0, replace(config, critic_action_input="first")))
+    other = replace(config, critic_action_input="second", critic_hidden=(32, 16))
+    wider = DDPG(OBS, ACT, -1.0, 1.0, other)
+    with pytest.raises(ValueError) as error:
+        load_checkpoint(path, wider)
+    assert "ddpg.critic_action_input: 'first' in the checkpoint, 'second' here" in str(error.value)
+    assert "ddpg.critic_hidden: [16, 16] in the checkpoint, [32, 16] here" in str(error.value)

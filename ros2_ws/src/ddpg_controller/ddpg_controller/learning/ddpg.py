@@ -31,6 +31,8 @@ from ddpg_controller.learning.policy import ActingPolicy
 from ddpg_controller.learning.replay import ReplayBuffer
 
 STATE_FORMAT = 2
+# The settings that shape the networks' tensors: a checkpoint loads only into the same.
+NETWORK_FIELDS = ("actor_hidden", "critic_hidden", "critic_action_input")
 # Eager steps on a side stream before the CUDA graph is captured (PyTorch's whole-network capture
 # recipe: lazy state such as Adam's moments and cuBLAS workspaces exists before capture).
 GRAPH_WARMUP_STEPS = 3
@@ -391,6 +393,19 @@ class DDPG:
             raise ValueError(
                 f"checkpoint is for obs/action dims {state['obs_dim']}/{state['action_dim']}, "
                 f"agent has {self.obs_dim}/{self.action_dim}"
+            )
+        # A run started under other network settings (e.g. before critic_action_input's default
+        # changed) would otherwise fail in torch with a tensor size mismatch naming no parameter.
+        saved, current = state["config"], self.config.to_dict()
+        differing = [
+            f"ddpg.{name}: {saved[name]!r} in the checkpoint, {current[name]!r} here"
+            for name in NETWORK_FIELDS
+            if saved.get(name, current[name]) != current[name]
+        ]
+        if differing:
+            raise ValueError(
+                "checkpoint's networks were built with other settings; set these in the parameter "
+                "file to resume it: " + "; ".join(differing)
             )
         self.actor.load_state_dict(state["actor"])
         self.critic.load_state_dict(state["critic"])
