@@ -43,9 +43,8 @@ def test_pendulum_training_through_ros_clearly_beats_the_untrained_policy(tmp_pa
     assert untrained_step == 0
     final = summary["final_eval_return"]
     # Untrained: about -1,200 (it lets the pendulum hang or spins it). Lockstep makes the run
-    # deterministic: seed 0 scores about -168 after 6,000 steps with config.py's defaults (with
-    # the paper's critic layout, ddpg.critic_action_input: second, and the defaults of that time:
-    # -190; seeds 1, 2 with it: -235, -128).
+    # deterministic: seed 0 scores about -168 after 6,000 steps with config/pendulum.yaml (-167
+    # with the paper's critic layout, ddpg.critic_action_input: second).
     assert final > untrained + 500, summary["eval_history"]
     assert final > -600, summary["eval_history"]
 

@@ -18,9 +18,9 @@ def test_defaults_are_the_papers() -> None:
     assert (c.actor_lr, c.critic_lr, c.critic_weight_decay) == (1e-4, 1e-3, 1e-2)
     assert (c.gamma, c.tau, c.batch_size, c.buffer_size) == (0.99, 0.001, 64, 1_000_000)
     assert c.device == "auto"
-    # Not the paper's layout: SB3's, with the action at the critic's input and the output layers
-    # initialised like the hidden ones (measured, see config.py).
-    assert (c.critic_action_input, c.final_layer_init) == ("first", "fan_in")
+    # The paper's critic layout (the action joins at the second layer), but not its output
+    # layers' init: initialised like the hidden ones, as SB3 (measured, see config.py).
+    assert (c.critic_action_input, c.final_layer_init) == ("second", "fan_in")
     # Not the paper's: the actor's pre-tanh output is kept where tanh passes a gradient.
     assert (c.actor_delay, c.actor_saturation_penalty) == (0, 1.0)
     n = c.noise

@@ -2,9 +2,9 @@
 
 Every field carries ``metadata["description"]`` so a ROS node can declare one parameter per field
 (``ddpg.<field>``, ``ddpg.noise.<field>``) with the same text a reader sees here. Defaults are the
-paper's (Lillicrap et al. 2015, §7) wherever the paper states a value, except the critic's layout
-and the output layers' init (SB3's, TD3's and CleanRL's) and the actor's saturation penalty: their
-descriptions give the measurements behind each.
+paper's (Lillicrap et al. 2015, §7) wherever the paper states a value, except the output layers'
+init (SB3's, TD3's and CleanRL's) and the actor's saturation penalty (not in the paper): their
+descriptions give the measurements behind each, as does the critic's layout's (the paper's).
 """
 
 from __future__ import annotations
@@ -88,19 +88,22 @@ class DDPGConfig:
         metadata=_desc("Critic hidden layer widths (paper 400, 300)."),
     )
     critic_action_input: str = field(
-        default="first",
+        default="second",
         metadata=_desc(
             "Critic layer the action joins: 'first' (concatenated with the observation at the "
             "input, as SB3, TD3 and CleanRL) or 'second' (after one observation-only layer, the "
-            "paper's §7 choice). Default 'first' (bench/results/2026-11-26-guards.md, SB3's "
-            "settings, fan_in init and actor_saturation_penalty for both, seeds 0-4): "
-            "InvertedDoublePendulumBullet 710.0 against 529.6, InvertedPendulumBullet 108.7 "
-            "against 134.2, ReacherBullet (30k steps) 7.4 against 7.4, Pendulum-v1 -178.8 "
-            "against -179.2, HalfCheetahBullet (30k steps) -36.7 against 358.8: 'second' leads "
-            "on two tasks, and the choice stays open until its ReacherBullet seeds 5-19 are run; "
-            "no seed stuck in either. Without a guard against saturation "
-            "'second' was the layout whose seeds stuck most (2026-11-26-learning.md: "
-            "InvertedPendulumBullet seed 0 at 9.1, a constant action's return)."
+            "paper's §7 choice). Default 'second' (bench/results/2026-11-26-guards.md, SB3's "
+            "settings, fan_in init and actor_saturation_penalty for both, seeds 0-4 unless "
+            "named): HalfCheetahBullet (30k steps) 358.8 against 'first' -36.7 and SB3 -124.5; "
+            "ReacherBullet (30k steps, seeds 0-19) 9.85 against 8.09 and SB3 8.78; "
+            "InvertedPendulumBullet 134.2 against 108.7 and 108.2; Pendulum-v1 -179.2 against "
+            "-178.8 and -181.1; InvertedDoublePendulumBullet 529.6 against 710.0 and 512.7. "
+            "'second' is the one layout at or above SB3 on all five, with no seed that did not "
+            "learn; 'first' trails SB3 on ReacherBullet. Without the penalty 'second' stuck "
+            "most (2026-11-26-learning.md: InvertedPendulumBullet seed 0 at 9.1, a constant "
+            "action's return). After the warm-up's rush to a bound 'second' stays saturated "
+            "longer, which costs where saturation does harm: config/pendulum.yaml (velocity "
+            "unclipped) sets 'first' for that reason (its comment gives the figures)."
         ),
     )
     final_layer_init: str = field(
@@ -113,7 +116,8 @@ class DDPGConfig:
             "SB3's settings): on ReacherBullet, 30k steps, seeds 0-4, without a guard the "
             "paper's init cost 3.3 (3.9 against 7.2; with actor_delay a tie, 4.4 against 3.7); "
             "on InvertedDoublePendulumBullet with actor_saturation_penalty the two tie (710.0 "
-            "fan_in, 721.0 paper's, no seed stuck in either)."
+            "fan_in, 721.0 paper's, no seed stuck in either); both with the action at the "
+            "critic's input. The default layout ('second') was benchmarked with fan_in only."
         ),
     )
     actor_delay: int = field(
@@ -141,11 +145,12 @@ class DDPGConfig:
             "gradient exactly 0, within ~500 updates of the warm-up's end; no critic gradient "
             "moves them again. The penalty does not stop that rush (up to 100% of states at "
             "|mu| > 0.99 after 500 updates) but lets the critic pull the actor back: no run "
-            "ends saturated. InvertedDoublePendulumBullet, 10k steps, seeds 0-4: 710.0 +- "
-            "31.5, none stuck (SB3 512.7, 2 stuck; no guard, on the H200 machine: 3 of 5 "
-            "stuck); ReacherBullet, 30k steps, seeds 0-19: 8.09 against SB3's 8.78, within the "
-            "seeds' spread (the same networks without the penalty 8.06); Pendulum-v1 "
-            "-178.8 against -181.1; InvertedPendulumBullet 108.7 against 108.2."
+            "ends saturated. With the default networks, seeds 0-4: InvertedDoublePendulumBullet "
+            "(10k steps) 529.6, none stuck (SB3 512.7, 2 stuck; the paper's networks with "
+            "actor_delay instead, on the H200 machine: 3 of 5 stuck); InvertedPendulumBullet "
+            "134.2 (the paper's networks without a guard: seed 0 stuck at 9.1). With the "
+            "action at the critic's input, ReacherBullet (30k steps, seeds 0-19) 8.09 with it, "
+            "8.06 without: it costs nothing there."
         ),
     )
     actor_lr: float = field(default=1e-4, metadata=_desc("Actor Adam learning rate (paper 1e-4)."))
