@@ -21,7 +21,6 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import rclpy
 from rclpy.node import Node
 
 from ddpg_controller.latency import LatencyMeter
@@ -31,8 +30,9 @@ from ddpg_controller.learning.schedule import TrainingSchedule
 from ddpg_controller.robot_link import RobotLink
 from ddpg_controller.ros_common import run_node
 from ddpg_controller.ros_params import declare_all, declare_dataclass
-from ddpg_controller.run_directory import RunDirectory, completes_despite_ctrl_c, default_run_dir
+from ddpg_controller.run_directory import RunDirectory, default_run_dir
 from ddpg_controller.tasks import RobotState, load_task
+from ddpg_controller.training_end import TrainingEnd
 
 PARAMETERS = {
     "task": ("pendulum", "Built-in task whose observation, reward and bounds the controller uses."),
@@ -87,7 +87,7 @@ class _Step:
     previous_action: np.ndarray  # the action before this one (zeros at an episode start)
 
 
-class DDPGControllerNode(Node):
+class DDPGControllerNode(TrainingEnd, Node):
     def __init__(self) -> None:
         super().__init__("controller")
         self.settings = declare_all(self, PARAMETERS)
@@ -334,49 +334,19 @@ class DDPGControllerNode(Node):
         self.schedule.resume(self.env_steps)
         self.get_logger().info(f"resumed at step {self.env_steps} from {self.run.checkpoint}")
 
-    @completes_despite_ctrl_c
-    def finish(self, final_eval_return: float) -> None:
-        """Training is over: checkpoint, export the deterministic policy, summarise, plot."""
-        self.done = True
-        self.learner.stop()
-        self.save_checkpoint()
-        wall = time.monotonic() - self.started
+    def node_summary(self) -> dict:
         latency = self.latency.summary_ms()
-        summary = {
-            "task": self.task.name,
-            "seed": self.settings["seed"],
-            "env_steps": self.env_steps,
-            "updates": self.agent.num_updates,
-            "updates_per_env_step": self.agent.num_updates / max(1, self.env_steps),
-            "updates_dropped": self.learner.updates_dropped,
-            "final_eval_return": final_eval_return,
-            "eval_history": [[step, value] for step, value in self.eval_history],
-            "solved_threshold": self.task.solved_threshold,
-            "solved": final_eval_return >= self.task.solved_threshold,
-            "wall_time_s": wall,
-            "env_steps_per_s": self.env_steps / wall,
+        return {
             "latency_p50_ms": latency["p50"],
             "latency_p99_ms": latency["p99"],
             "latency_max_ms": latency["max"],
             "lockstep_wait_p50_ms": self.lockstep_wait.percentile_ms(50),
             "lockstep_wait_p99_ms": self.lockstep_wait.percentile_ms(99),
             "dropped_transitions": self.dropped_transitions,
-            "policy": str(self.run.policy),
         }
-        self.run.write_results(
-            self.agent, self.task, self.env_steps, summary, f"DDPG on {self.task.name}"
-        )
-        self.get_logger().info(f"training done: {summary}")
-        if self.settings["shutdown_when_done"]:
-            rclpy.try_shutdown()
 
-    def close(self) -> None:
-        """On Ctrl-C: stop the learner, then checkpoint, so nothing learned is lost."""
-        if not self.done:
-            self.learner.stop()
-            self.save_checkpoint()
-            self.get_logger().warning(self.run.incomplete_reason(self.env_steps))
-        self.run.close()
+    def results_title(self) -> str:
+        return f"DDPG on {self.task.name}"
 
 
 def main(args: list[str] | None = None) -> int:

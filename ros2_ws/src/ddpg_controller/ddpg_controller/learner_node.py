@@ -62,10 +62,10 @@ from ddpg_controller.ros_params import declare_all, declare_dataclass
 from ddpg_controller.run_directory import (
     FLEET_COUNTERS,
     RunDirectory,
-    completes_despite_ctrl_c,
     default_run_dir,
 )
 from ddpg_controller.tasks import load_task
+from ddpg_controller.training_end import TrainingEnd
 
 _SHARED = (
     "task",
@@ -116,7 +116,7 @@ ROBOT_ACTIVE_S = 10.0  # a robot heard from within this counts in the lockstep a
 LOCKSTEP_PUBLISH_S = 0.05  # lockstep: the longest a robot waits for a fresh allowance
 
 
-class FleetLearnerNode(Node):
+class FleetLearnerNode(TrainingEnd, Node):
     def __init__(self) -> None:
         super().__init__("controller")
         self.settings = declare_all(self, PARAMETERS)
@@ -430,25 +430,10 @@ class FleetLearnerNode(Node):
         self.schedule.resume(self.env_steps)
         self.get_logger().info(f"resumed at step {self.env_steps} from {self.run.checkpoint}")
 
-    def summary(self, final_eval_return: float | None) -> dict:
-        wall = time.monotonic() - self.started
+    def node_summary(self) -> dict:
         return {
-            "task": self.task.name,
-            "seed": self.settings["seed"],
             "robots": sorted(self.steps_by_robot),
-            "env_steps": self.env_steps,
             "env_steps_by_robot": dict(sorted(self.steps_by_robot.items())),
-            "updates": self.agent.num_updates,
-            "updates_per_env_step": self.agent.num_updates / max(1, self.env_steps),
-            "updates_dropped": self.learner.updates_dropped,
-            "final_eval_return": final_eval_return,
-            "eval_history": [[step, value] for step, value in self.eval_history],
-            "solved_threshold": self.task.solved_threshold,
-            "solved": final_eval_return is not None
-            and final_eval_return >= self.task.solved_threshold,
-            "complete": final_eval_return is not None,  # false: stopped before its end
-            "wall_time_s": wall,
-            "env_steps_per_s": self.env_steps / wall,
             "policy_staleness_updates_p50": _percentile(self.staleness, 50),
             "policy_staleness_updates_p99": _percentile(self.staleness, 99),
             "transition_latency_p50_ms": self.transition_latency.percentile_ms(50),
@@ -456,30 +441,10 @@ class FleetLearnerNode(Node):
             "fleet_counters": self.fleet_counters(),
             "learner_counters": dict(sorted(self.counters.items())),
             "actor_counters": dict(sorted(self.actor_counters.items())),
-            "policy": str(self.run.policy),
         }
 
-    @completes_despite_ctrl_c
-    def finish(self, final_eval_return: float) -> None:
-        """Training is over: checkpoint, export the deterministic policy, summarise, plot."""
-        self.done = True
-        self.learner.stop()
-        self.save_checkpoint()
-        summary = self.summary(final_eval_return)
-        title = f"DDPG on {self.task.name}, {len(summary['robots'])} robots"
-        self.run.write_results(self.agent, self.task, self.env_steps, summary, title)
-        self.get_logger().info(f"training done: {summary}")
-        if self.settings["shutdown_when_done"]:
-            rclpy.try_shutdown()
-
-    def close(self) -> None:
-        """On Ctrl-C: stop the learner, then checkpoint, so nothing learned is lost."""
-        if not self.done:
-            self.learner.stop()
-            self.save_checkpoint()
-            self.run.write_summary(self.summary(None))  # the counters so far
-            self.get_logger().warning(self.run.incomplete_reason(self.env_steps))
-        self.run.close()
+    def results_title(self) -> str:
+        return f"DDPG on {self.task.name}, {len(self.steps_by_robot)} robots"
 
 
 def _percentile(values: deque[int], q: float) -> float | None:

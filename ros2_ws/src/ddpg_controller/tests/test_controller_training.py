@@ -82,7 +82,12 @@ def test_ctrl_c_checkpoints_and_resume_continues_from_it(tmp_path) -> None:
         assert time.monotonic() < deadline and process.poll() is None
         time.sleep(0.5)
     os.killpg(process.pid, signal.SIGINT)
-    process.wait(60)
+    assert process.wait(60) == 1, "ddpg-train reports an interrupted run as unfinished"
+
+    # The summary so far says the run stopped before its end; no policy was exported.
+    interrupted = yaml.safe_load((run_dir / "summary.yaml").read_text())
+    assert interrupted["complete"] is False and interrupted["final_eval_return"] is None
+    assert interrupted["env_steps"] >= 1400 and not (run_dir / "policy.pt").exists()
 
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     agent = DDPG(3, 1, -2.0, 2.0, DDPGConfig.from_dict(config["ddpg"]), seed=0)

@@ -1,0 +1,91 @@
+"""How a training node's run ends: one home for the controller node and the fleet's learner node.
+
+At the end of training the learner thread stops, the agent is checkpointed, and the exported
+policy, ``summary.yaml`` and the learning curve are written (a Ctrl-C meanwhile waits for them).
+On a Ctrl-C before that the learner stops, the agent is checkpointed and the summary so far is
+written with ``complete: false``, so nothing learned is lost and ``resume`` continues the run.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import rclpy
+
+from ddpg_controller.run_directory import RunDirectory, completes_despite_ctrl_c
+
+if TYPE_CHECKING:
+    from ddpg_controller.learner import BackgroundLearner
+    from ddpg_controller.learning.ddpg import DDPG
+    from ddpg_controller.tasks import Task
+
+
+class TrainingEnd:
+    """Mixin for a training ``rclpy.node.Node``, listed before ``Node`` among its bases. The node
+    sets the attributes below and gives ``save_checkpoint``, ``node_summary`` and
+    ``results_title``."""
+
+    agent: DDPG
+    learner: BackgroundLearner
+    run: RunDirectory
+    task: Task
+    settings: dict[str, Any]
+    env_steps: int
+    eval_history: list[tuple[int, float]]
+    started: float  # time.monotonic() at the node's start
+    done: bool
+
+    def save_checkpoint(self) -> None:
+        raise NotImplementedError
+
+    def node_summary(self) -> dict[str, Any]:
+        """The node's own figures in ``summary.yaml`` (latencies, counters)."""
+        raise NotImplementedError
+
+    def results_title(self) -> str:
+        raise NotImplementedError
+
+    def summary(self, final_eval_return: float | None) -> dict[str, Any]:
+        """``summary.yaml``: the outcome, throughput and the node's figures; ``None`` = stopped
+        before the final evaluation."""
+        wall = time.monotonic() - self.started
+        finished = final_eval_return is not None
+        return {
+            "task": self.task.name,
+            "seed": self.settings["seed"],
+            "env_steps": self.env_steps,
+            "updates": self.agent.num_updates,
+            "updates_per_env_step": self.agent.num_updates / max(1, self.env_steps),
+            "updates_dropped": self.learner.updates_dropped,
+            "final_eval_return": final_eval_return,
+            "eval_history": [[step, value] for step, value in self.eval_history],
+            "solved_threshold": self.task.solved_threshold,
+            "solved": finished and final_eval_return >= self.task.solved_threshold,
+            "complete": finished,  # false: stopped before its end
+            "wall_time_s": wall,
+            "env_steps_per_s": self.env_steps / wall,
+            **self.node_summary(),
+            "policy": str(self.run.policy),
+        }
+
+    @completes_despite_ctrl_c
+    def finish(self, final_eval_return: float) -> None:
+        """Training is over: checkpoint, export the deterministic policy, summarise, plot."""
+        self.done = True
+        self.learner.stop()
+        self.save_checkpoint()
+        summary = self.summary(final_eval_return)
+        self.run.write_results(self.agent, self.task, self.env_steps, summary, self.results_title())
+        self.get_logger().info(f"training done: {summary}")
+        if self.settings["shutdown_when_done"]:
+            rclpy.try_shutdown()
+
+    def close(self) -> None:
+        """On Ctrl-C: stop the learner, then checkpoint, so nothing learned is lost."""
+        if not self.done:
+            self.learner.stop()
+            self.save_checkpoint()
+            self.run.write_summary(self.summary(None))  # the counters so far
+            self.get_logger().warning(self.run.incomplete_reason(self.env_steps))
+        self.run.close()
