@@ -322,10 +322,8 @@ class DDPGControllerNode(TrainingEnd, Node):
             }
         )
 
-    def save_checkpoint(self) -> None:
-        extra = {"env_steps": self.env_steps, "episodes": self.episodes}
-        self.run.save_agent(self.agent, self.learner, extra, self.settings["save_replay"])
-        self.get_logger().info(f"checkpoint at step {self.env_steps}: {self.run.checkpoint}")
+    def checkpoint_state(self) -> dict:
+        return {"env_steps": self.env_steps, "episodes": self.episodes}
 
     def _resume(self) -> None:
         extra = self.run.load_agent(self.agent)

@@ -405,7 +405,7 @@ class FleetLearnerNode(TrainingEnd, Node):
                 counters[f"robots_{name}"] = counters.get(f"robots_{name}", 0) + int(value)
         return {name: counters.get(name, 0) for name in FLEET_COUNTERS}
 
-    def _checkpoint_state(self) -> dict:
+    def checkpoint_state(self) -> dict:
         return {
             "env_steps": self.env_steps,
             "episodes": self.episodes,
@@ -413,11 +413,6 @@ class FleetLearnerNode(TrainingEnd, Node):
             "counters": dict(self.counters),
             "steps_by_robot": dict(self.steps_by_robot),
         }
-
-    def save_checkpoint(self) -> None:
-        state = self._checkpoint_state()
-        self.run.save_agent(self.agent, self.learner, state, self.settings["save_replay"])
-        self.get_logger().info(f"checkpoint at step {self.env_steps}: {self.run.checkpoint}")
 
     def _resume(self) -> None:
         extra = self.run.load_agent(self.agent)

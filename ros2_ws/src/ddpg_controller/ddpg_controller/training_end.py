@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 class TrainingEnd:
     """Mixin for a training ``rclpy.node.Node``, listed before ``Node`` among its bases. The node
-    sets the attributes below and gives ``save_checkpoint``, ``node_summary`` and
+    sets the attributes below and gives ``checkpoint_state``, ``node_summary`` and
     ``results_title``."""
 
     agent: DDPG
@@ -36,7 +36,8 @@ class TrainingEnd:
     started: float  # time.monotonic() at the node's start
     done: bool
 
-    def save_checkpoint(self) -> None:
+    def checkpoint_state(self) -> dict[str, Any]:
+        """What the node saves beside the agent to resume where it stopped (its step counts)."""
         raise NotImplementedError
 
     def node_summary(self) -> dict[str, Any]:
@@ -45,6 +46,12 @@ class TrainingEnd:
 
     def results_title(self) -> str:
         raise NotImplementedError
+
+    def save_checkpoint(self) -> None:
+        """The agent, the learner's replay (``save_replay``) and ``checkpoint_state()``."""
+        state = self.checkpoint_state()
+        self.run.save_agent(self.agent, self.learner, state, self.settings["save_replay"])
+        self.get_logger().info(f"checkpoint at step {self.env_steps}: {self.run.checkpoint}")
 
     def summary(self, final_eval_return: float | None) -> dict[str, Any]:
         """``summary.yaml``: the outcome, throughput and the node's figures; ``None`` = stopped
