@@ -178,6 +178,7 @@ class DeployNode(LifecycleNode):
             return result
         now = self._now()
         self.safety.start(now)
+        self.skipped.restart()
         self.active = True
         self._timers.append(
             self.create_timer(

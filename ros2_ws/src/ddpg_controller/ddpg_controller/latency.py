@@ -50,6 +50,10 @@ class SkippedStates:
         self._period_ns: int | None = None
         self._last: tuple[int, float] | None = None  # stamp, steady-clock seconds
 
+    def restart(self) -> None:
+        """The node was not listening (inactive): the next gap is no skip."""
+        self._last = None
+
     def add(self, stamp_ns: int, now: float) -> None:
         last = self._last
         if last is not None and 0 <= last[0] - stamp_ns <= self._longest_ns:

@@ -13,11 +13,12 @@ command against what the safety layer promises:
   must equal the previous one;
 - **out-of-limit**: non-finite, or outside the URDF position limits less the margin;
 - **not-holding**: a command answering a state that must be held (a glitched, NaN or renamed
-  state, a runaway joint, anything after an e-stop) that is not the previous command.
+  state, a runaway joint), or any command after the e-stop's first hold, that is not the
+  previous command.
 
 It also counts the states answered and those never answered (skipped: the node acts on the newest
-state), the age of each answered state when its command arrives, and the e-stop latency (e-stop
-published -> first safe command received).
+state), the age of each answered state when its command arrives, the e-stop latency (e-stop
+published -> first safe command received) and the commands received in between.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ class Audit:
     worst_step_ratio: float = 0.0  # largest |step| / allowed step over policy commands
     ages_ms: list[float] = field(default_factory=list)  # state sent -> its command received
     e_stop_ms: float | None = None
+    e_stop_late: int = 0  # commands received after the e-stop was sent, before its hold
     records_lost: int = 0  # commands received without their ~/command_state record
 
     @property
@@ -107,6 +109,7 @@ class Audit:
             "age_p99_ms": round(float(np.percentile(ages, 99)), 3),
             "age_max_ms": round(float(np.max(ages)), 3),
             "e_stop_ms": None if self.e_stop_ms is None else round(self.e_stop_ms, 3),
+            "e_stop_late": self.e_stop_late,
             "records_lost": self.records_lost,
         }
 
@@ -179,9 +182,10 @@ class FaultRobot:
         self.commands = 0
         self.command = start.copy()
         q = start.copy()
-        sent: dict[int, SentState] = {}
+        sent: dict[int, SentState] = {}  # the valid states, by stamp
+        true_times: dict[int, float] = {}  # every stamp published -> the robot's true time
         base_ns = time.time_ns()
-        last_stamp = 0
+        last_stamp, last_true_s = 0, 0.0
         e_stop_at: float | None = None
         msg = JointState(name=list(TASK.joint_names))
         begin = time.perf_counter()
@@ -201,7 +205,7 @@ class FaultRobot:
                 q[0] = previous[0] + RUNAWAY_RAD_S * period
             position, velocity = q.copy(), (q - previous) / period
             names = list(TASK.joint_names)
-            must_hold = e_stop_at is not None or (fault == "runaway" and onset)
+            must_hold = fault == "runaway" and onset
             if fault == "glitch" and i % max(1, round(0.25 * rate_hz)) == round(0.1 * rate_hz):
                 position[0] += GLITCH_RAD
                 velocity[0] = GLITCH_RAD / period
@@ -217,11 +221,12 @@ class FaultRobot:
             stamp_ns = base_ns + round(true_s * 1e9)
             if fault in ("stamp_forward", "stamp_backward") and onset:
                 stamp_ns += STAMP_JUMP_NS if fault == "stamp_forward" else -STAMP_JUMP_NS
-            valid = True
+            valid, stamp_true_s = True, true_s
             if fault == "disorder" and i > 0 and i % 5 == 4:
-                stamp_ns, valid = last_stamp, False
+                stamp_ns, valid, stamp_true_s = last_stamp, False, last_true_s
             elif fault == "disorder" and i > 3 and i % 7 == 6:
                 stamp_ns, valid = last_stamp - round(3 * period * 1e9), False
+                stamp_true_s = last_true_s - 3 * period
             if fault == "e_stop" and i == count // 2:
                 e_stop_at = time.perf_counter()
                 self.e_stop_pub.publish(Bool(data=True))
@@ -232,7 +237,8 @@ class FaultRobot:
             msg.position, msg.velocity = position.tolist(), velocity.tolist()
             if valid:
                 sent[stamp_ns] = SentState(true_s, time.perf_counter(), must_hold)
-                last_stamp = stamp_ns
+                last_stamp, last_true_s = stamp_ns, true_s
+            true_times.setdefault(stamp_ns, stamp_true_s)
             self.joint_pub.publish(msg)
         last_answer = time.perf_counter()
         while time.perf_counter() - last_answer < 0.3:  # until the answers stop coming
@@ -240,7 +246,7 @@ class FaultRobot:
             self.ros.executor.spin_once(timeout_sec=0.01)
             if len(self.echoes) > seen:
                 last_answer = time.perf_counter()
-        return self.audit(fault, rate_hz, sent, e_stop_at)
+        return self.audit(fault, rate_hz, sent, true_times, e_stop_at)
 
     def _publish_signals(self, stamp_ns: int) -> None:
         point = PointStamped()
@@ -250,44 +256,58 @@ class FaultRobot:
             pub.publish(point)
 
     def audit(
-        self, fault: str, rate_hz: float, sent: dict[int, SentState], e_stop_at: float | None
+        self,
+        fault: str,
+        rate_hz: float,
+        sent: dict[int, SentState],
+        true_times: dict[int, float],
+        e_stop_at: float | None,
     ) -> Audit:
+        """``sent``: the valid states by stamp; ``true_times``: the robot's true time of every
+        stamp it published (a duplicate's or an old stamp's too: the node may answer one whose
+        original it skipped)."""
         audit = Audit(fault, rate_hz, states=len(sent), commands=len(self.echoes))
         audit.records_lost = max(0, self.commands - len(self.echoes))
         previous: np.ndarray | None = None
-        reference: SentState | None = None  # the state the last state-answering command answered
+        reference: float | None = None  # true time of the state the last state command answered
         answered: set[int] = set()
         period = TASK.control_period
+        held_from = next(  # the e-stop's hold: from then on every command holds
+            (t for t, stamp, _ in self.echoes if e_stop_at and t > e_stop_at and stamp == 0), None
+        )
+        if held_from is not None:
+            audit.e_stop_ms = (held_from - e_stop_at) * 1e3
         for received, stamp, command in self.echoes:
             state = sent.get(stamp)
+            true_s = true_times.get(stamp)
+            if e_stop_at is not None and e_stop_at < received < (held_from or np.inf):
+                audit.e_stop_late += 1
             if not np.all(np.isfinite(command)) or np.any(
                 (command < self.low - 1e-9) | (command > self.high + 1e-9)
             ):
                 audit.out_of_limit += 1
-            after_e_stop = e_stop_at is not None and received > e_stop_at
-            if after_e_stop and stamp == 0 and audit.e_stop_ms is None:
-                audit.e_stop_ms = (received - e_stop_at) * 1e3
             if previous is not None:
                 step = np.abs(command - previous)
-                if state is None:  # no state answered: a hold
+                if true_s is None:  # no state answered: a hold
                     allowed = np.zeros_like(step)
                 elif reference is None:
                     allowed = self.max_delta
                 else:
-                    allowed = self.max_delta * min(1.0, (state.true_s - reference.true_s) / period)
+                    allowed = self.max_delta * min(1.0, (true_s - reference) / period)
                 if np.any(step > allowed + 1e-9):
                     audit.over_step += 1
                 moving = allowed > 0
                 if moving.any():
                     ratio = float(np.max(step[moving] / allowed[moving]))
                     audit.worst_step_ratio = max(audit.worst_step_ratio, ratio)
-                if state is not None and state.must_hold and np.any(step > 1e-9):
+                must_hold = state is not None and state.must_hold
+                if (must_hold or (held_from and received > held_from)) and np.any(step > 1e-9):
                     audit.not_holding += 1
-            if state is not None:
-                reference = state
-                if stamp not in answered:
-                    answered.add(stamp)
-                    audit.ages_ms.append((received - state.sent) * 1e3)
+            if true_s is not None:
+                reference = true_s
+            if state is not None and stamp not in answered:
+                answered.add(stamp)
+                audit.ages_ms.append((received - state.sent) * 1e3)
             previous = command
         audit.answered = len(answered)
         return audit
