@@ -1,6 +1,7 @@
 """Fault injection: the deploy node against a Franka Panda that misbehaves on purpose.
 
-``python -m bench faults [--rates 250,1000] [--seconds 3] [--tag TAG]`` (``./run bench faults``)
+``python -m bench faults [--rates 250,1000] [--seconds 3] [--faults A,B] [--tag TAG]``
+(``./run bench faults``)
 
 The deploy node runs alone (its own process, the deploy launch file's parameters, panda_reach)
 with an untrained policy whose actions saturate and change with the state; this process plays the
@@ -66,7 +67,7 @@ class _Ros:
         return self.call(client, request).success
 
 
-def run(rates: list[float], seconds: float) -> dict:
+def run(rates: list[float], seconds: float, only: list[str] | None = None) -> dict:
     from ddpg_controller.processes import NodeProcess
     from ddpg_controller.ros_common import find_packages_in_this_prefix, isolate_ros_traffic
 
@@ -92,7 +93,7 @@ def run(rates: list[float], seconds: float) -> dict:
         robot = FaultRobot(ros)
         robot.configure_and_activate()
         for rate in rates:
-            for fault in FAULTS:
+            for fault in only or FAULTS:
                 load = os.getloadavg()[0]
                 row = robot.run(fault, rate, seconds).row()
                 robot.rearm()  # deactivation logs the node's latency line and counts
@@ -170,9 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rates", default="250,1000", help="state rates in Hz, comma-separated")
     parser.add_argument("--seconds", type=float, default=3.0, help="per fault and rate")
+    parser.add_argument("--faults", default="", help="comma-separated fault classes; default all")
     parser.add_argument("--tag", default=None)
     args = parser.parse_args(argv)
-    data = run([float(v) for v in args.rates.split(",") if v], args.seconds)
+    only = [name for name in args.faults.split(",") if name]
+    data = run([float(v) for v in args.rates.split(",") if v], args.seconds, only)
     tag = args.tag or common.today()
     common.save_result("faults", data, tag)
     path = Path(__file__).parent / "results" / f"{tag}-faults.md"

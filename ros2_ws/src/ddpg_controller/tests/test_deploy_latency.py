@@ -84,6 +84,8 @@ def test_latency_at_500_hz(spawn, ros, tmp_path, record_property) -> None:
     base_ns = time.time_ns()
     for i in range(count):
         due = start + i * period
+        if time.perf_counter() > due + period:
+            continue  # overran (a loaded machine): this tick is never published, as in a robot
         while (now := time.perf_counter()) < due:
             ros.executor.spin_once(timeout_sec=min(due - now, 0.001))
         stamp_ns = base_ns + round(i * period * 1e9)
@@ -106,7 +108,8 @@ def test_latency_at_500_hz(spawn, ros, tmp_path, record_property) -> None:
     numbers = {
         "load_avg_1min": round(load, 2),
         "publish_rate_hz": round(achieved_hz, 1),
-        "states": count,
+        "ticks": count,
+        "published": len(sent),
         "answered": len(answered),
         "answered_pct": round(100.0 * len(answered) / count, 2),
         "skipped_by_node": skipped,
@@ -126,13 +129,11 @@ def test_latency_at_500_hz(spawn, ros, tmp_path, record_property) -> None:
     # should a loaded machine stall the node for 150 ms) answer none: stamp 0.
     assert all(stamp == 0 or stamp in sent for stamp, _ in answers) and answers[-1][0] == 0
     assert answered == sorted(set(answered))
-    # Every state is answered or counted as skipped (the last one is always answered). The node
-    # infers the skipped ones from the stamp gaps, and counts none across a gap whose stamps
-    # outrun its steady clock by more than the watchdog timeout (a clock reset): this process,
-    # stalled by a loaded machine, publishes its overdue states in a burst that looks like one
-    # (40 of 2,500 uncounted at load average 15, 4 at 12, 0 at 6).
+    # Every tick of the robot's period is answered or counted as skipped by the node, which
+    # infers them from the stamp gaps (the ticks this process overran, never published, count as
+    # skipped there too; the last state is always answered).
     unaccounted = count - len(answered) - skipped
-    assert 0 <= unaccounted <= count // 20, (len(answered), skipped, count)
+    assert abs(unaccounted) <= count // 100, (len(answered), skipped, count)
 
 
 def test_skipped_states_are_counted_from_the_stamp_gaps() -> None:
