@@ -233,6 +233,7 @@ class SafetyLayer:
         self.measured_position: np.ndarray | None = None  # the last plausible finite position
         self.last_command: np.ndarray | None = self._initial_command()  # the last published
         self.counts = {"clock_resets": 0, "position_glitches": 0}
+        self.clock_reset = ""  # what the last clock reset was (logged by the caller)
         self._last_state_stamp_ns: int | None = None  # last accepted state
         self._last_state_time: float | None = None  # steady-clock seconds of the last state
         self._command_stamp_ns: int | None = None  # the rate limiter's time base (see command)
@@ -320,10 +321,11 @@ class SafetyLayer:
             if getattr(self, name) is not None:
                 setattr(self, name, getattr(self, name) + jump_ns)
         self.counts["clock_resets"] += 1
-        return (
+        self.clock_reset = (
             f"state stamps jumped {jump_ns * 1e-9:+.3f} s against the steady clock: clock reset "
             f"#{self.counts['clock_resets']}, control resumes on the new clock"
         )
+        return self.clock_reset
 
     def _check_position(self, position: np.ndarray, stamp_ns: int) -> str:
         """Position control: a position farther from the last plausible one than the velocity

@@ -3,10 +3,10 @@ node, and the audit of every command it receives (used by ``test_deploy_fault_ro
 ``./run bench faults``).
 
 The robot publishes ``joint_states`` (and the task's signals) at a fixed rate, stamped on its own
-clock, follows the commands at its URDF velocity limit (or reaches each one at once: the
-``instant`` fault) and injects one fault class per run (``FAULTS``). It subscribes to the node's
-``~/command_state`` echo, which names the stamp of the state each command answers, and audits each
-command against what the safety layer promises:
+clock (a tick it overran is not published), follows the commands at its URDF velocity limit (or
+reaches each one at once: the ``instant`` fault) and injects one fault class per run
+(``FAULTS``). It subscribes to the node's ``~/command_state`` echo, which names the stamp of the
+state each command answers, and audits each command against what the safety layer promises:
 
 - **over-step**: a command farther from the previous one than ``max_delta`` x (true time between
   the states they answer) / control period; a command that answers no state (watchdog, e-stop)
@@ -191,8 +191,13 @@ class FaultRobot:
         begin = time.perf_counter()
         for i in range(count):
             due = begin + i * period
+            # Overran (a loaded machine): this tick moves the robot but publishes no state, as a
+            # real-time loop does; a burst of overdue states would look like a clock reset.
+            overran = time.perf_counter() > due + period
             while (now := time.perf_counter()) < due:
                 self.ros.executor.spin_once(timeout_sec=min(due - now, 0.0005))
+            if overran:
+                self.ros.executor.spin_once(timeout_sec=0.0)
             true_s = i * period
             onset = i >= count // 3
             previous = q.copy()
@@ -230,6 +235,8 @@ class FaultRobot:
             if fault == "e_stop" and i == count // 2:
                 e_stop_at = time.perf_counter()
                 self.e_stop_pub.publish(Bool(data=True))
+            if overran:
+                continue
             if i % 10 == 0:
                 self._publish_signals(stamp_ns)
             msg.header.stamp = ns_to_stamp(stamp_ns)
