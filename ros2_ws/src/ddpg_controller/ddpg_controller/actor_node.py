@@ -5,8 +5,11 @@ controller node. Command out: ``<controller_name>/commands`` through the safety 
 in real time (in lockstep the simulator is the robot and commands stay the gym env's). Actions:
 uniformly random while the learner says it is warming up, then μ(s) + the learner's exploration
 noise, μ(s) alone in evaluation episodes (which the learner asks for on ``/fleet/evaluate``, and
-which run one policy: a newer one waits for their end); the safe hold command until a first
-policy has arrived. Each transition (s, a, r, s′, terminated, truncated, the policy version that
+which run one policy: a newer one waits for their end); the safe command (hold, for position
+control) until a first policy has arrived, once the learner says training has ended (its last
+policy), and in real time while the learner has not been heard from (a policy or an
+acknowledgement) for ``learner_timeout`` s: no robot explores with no one learning.
+Each transition (s, a, r, s′, terminated, truncated, the policy version that
 acted, episode, step) joins a batch that goes to the learner on ``/fleet/transitions`` every
 ``send_period`` s. The control path never waits for the learner or the network: batches are kept
 until the learner acknowledges them (at most ``max_queued_batches``, the oldest dropped and
@@ -54,7 +57,7 @@ from ddpg_controller.learning.noise import make_noise
 from ddpg_controller.learning.normalizer import FrozenNormalizer
 from ddpg_controller.learning.policy import ActingPolicy
 from ddpg_controller.robot_link import RobotLink
-from ddpg_controller.ros_common import run_node
+from ddpg_controller.ros_common import publish_unless_shut_down, run_node
 from ddpg_controller.ros_params import declare_all
 from ddpg_controller.tasks import RobotState, Task, load_task
 
@@ -68,6 +71,11 @@ PARAMETERS = {
         "The simulator steps once per command (no safety layer); false: real time.",
     ),
     "seed": (0, "Seed of this robot's exploration noise and warm-up actions."),
+    "learner_timeout": (
+        5.0,
+        "Real time: seconds without a policy or acknowledgement from the learner before the "
+        "robot holds (the safe command) until it is heard again; <= 0: never.",
+    ),
     "send_period": (0.1, "Seconds between transition batches sent to the learner."),
     "max_queued_batches": (
         3000,
@@ -156,6 +164,9 @@ class FleetActorNode(Node):
             self.settings["max_queued_batches"],
         )
         self.learner_listening = False
+        self.training_done = False  # the learner's last policy said so
+        self.learner_heard = time.monotonic()  # a policy or an acknowledgement, steady clock
+        self.holding: str | None = None  # why this robot holds instead of acting
 
         self.last: _Acted | None = None
         self.episode = 0
@@ -186,6 +197,7 @@ class FleetActorNode(Node):
 
     # ---- from the learner ----------------------------------------------------------------------
     def _on_policy(self, msg: Float64MultiArray) -> None:
+        self.learner_heard = time.monotonic()
         if self.evaluation is not None:
             self.held_policy = msg  # an evaluation runs one policy: the newest waits for its end
             return
@@ -214,6 +226,7 @@ class FleetActorNode(Node):
                 NoiseConfig(**weights.noise), self.task.action_dim, self.settings["seed"]
             )
         self.weights = weights
+        self.training_done = weights.training_done
         self.steps_on_policy = 0  # actions taken on this policy (lockstep allowance)
         self.counters["policies_loaded"] += 1
         waiting, self.waiting = self.waiting, None
@@ -234,6 +247,7 @@ class FleetActorNode(Node):
             stored = decode_json(msg).get(actor_key(self.robot, self.session), -1)
         except FleetMessageError:
             return
+        self.learner_heard = time.monotonic()
         self.outbox.acknowledge(stored)
 
     # ---- episodes ------------------------------------------------------------------------------
@@ -269,7 +283,7 @@ class FleetActorNode(Node):
                 if self.held_policy is not None:
                     self._on_policy(self.held_policy)
         self._send()
-        self.report_publisher.publish(encode_json(report))
+        publish_unless_shut_down(self.report_publisher, encode_json(report), self.context)
         self.begin_episode()
 
     # ---- control loop --------------------------------------------------------------------------
@@ -281,9 +295,16 @@ class FleetActorNode(Node):
         observation = self.task.observation(state, previous_action, self.rng if exploring else None)
         if not all(np.isfinite(v).all() for v in (state.position, state.velocity, observation)):
             self.counters["nonfinite_states"] += 1
-            self.get_logger().error("non-finite robot state: safe command", throttle_duration_sec=1)
             self.last = None  # no transition across the bad state
-            self.link.command(self.task.hold_command(state), stamp_ns, state)
+            self.link.hold(stamp_ns, state, "non-finite robot state: safe command")
+            return
+        holding = self._why_hold()
+        if holding != self.holding:
+            self.holding = holding
+            self.get_logger().warning(holding or "the learner is back: acting again")
+        if holding:
+            self.last = None  # no transition while holding
+            self.link.hold(stamp_ns, state, holding)
             return
         if self.last is not None:
             if stamp_ns - self.last.stamp_ns > 1.5 * self.period_ns:
@@ -291,9 +312,22 @@ class FleetActorNode(Node):
             elif self._close_transition(state, observation, exploring):
                 return  # the episode ended; a reset is under way
         if self.policy is None:
-            self.link.command(self.task.hold_command(state), stamp_ns, state)  # no policy yet
+            self.link.hold(stamp_ns, state, "no policy yet: safe command")
             return
         self._act(_Pending(stamp_ns, state, observation, previous_action, exploring))
+
+    def _why_hold(self) -> str | None:
+        """Why this robot must not act now (None: it may)."""
+        if self.training_done:
+            return "training has ended: safe command (hold) until a new run's policy comes"
+        timeout = self.settings["learner_timeout"]
+        silent = time.monotonic() - self.learner_heard
+        if not self.settings["lockstep"] and timeout > 0.0 and silent > timeout:
+            return (
+                f"no policy or acknowledgement from the learner for {silent:.1f} s "
+                f"(learner_timeout {timeout} s): safe command (hold) until it is heard again"
+            )
+        return None
 
     def _act(self, pending: _Pending) -> None:
         """μ(s) (+ noise while exploring; uniform while the learner warms up) to the robot. In
@@ -373,7 +407,9 @@ class FleetActorNode(Node):
                 self._act(waiting)
             return  # no learner: the batches wait for one
         for batch in self.outbox.to_send(learner_returned=returned):
-            self.transition_publisher.publish(encode_transitions(batch))
+            publish_unless_shut_down(
+                self.transition_publisher, encode_transitions(batch), self.context
+            )
 
     def close(self) -> None:
         self.get_logger().info(f"actor {self.robot}: {self.counters | self.outbox.counters}")

@@ -214,7 +214,6 @@ class DDPGControllerNode(TrainingEnd, Node):
         observation = self.task.observation(state, self._previous_action(), self.noise_rng)
         finite = all(np.isfinite(v).all() for v in (state.position, state.velocity, observation))
         if not finite:
-            self.get_logger().error("non-finite robot state: safe command", throttle_duration_sec=1)
             self.last = None  # no transition across the bad state
             self._act_when_caught_up(_Pending(stamp_ns, state, observation, received, safe=True))
             return
@@ -261,9 +260,8 @@ class DDPGControllerNode(TrainingEnd, Node):
             self.pending_state = None
             start = time.perf_counter()
             if pending.safe or self.learner.failure is not None:
-                self.link.command(
-                    self.task.hold_command(pending.state), pending.stamp_ns, pending.state
-                )
+                why = "non-finite robot state" if pending.safe else "the learner thread failed"
+                self.link.hold(pending.stamp_ns, pending.state, f"{why}: safe command")
             else:
                 action = self._choose_action(pending.observation)
                 previous = self._previous_action()

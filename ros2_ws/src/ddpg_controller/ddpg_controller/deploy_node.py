@@ -13,7 +13,8 @@ Lifecycle (``rclpy.lifecycle``; drive it with ``<ns>/deploy/change_state``):
   missing/corrupt file, fails the transition with a log line saying exactly what differs. Then it
   subscribes to the robot state and e-stop topics and creates the command publisher.
 - **activate** checks the last ``joint_states`` received (if any) for every trained joint name
-  (a missing or renamed joint fails the transition), then publishes a command for every new state
+  (a missing or renamed joint fails the transition, and so do NaN velocities where the task
+  observes joint velocity: only a state can tell), then publishes a command for every new state
   received from then on (states received while inactive are never acted on).
 - **deactivate** publishes the safe command once and stops; **cleanup** drops the policy.
 - While active, ``joint_states`` lacking a trained joint gives the safe command (and an error).
@@ -26,8 +27,11 @@ the command answers, 0 for watchdog/deactivation/e-stop commands; the command in
 command interface). Service ``~/clear_e_stop`` (std_srvs/Trigger) clears the e-stop and over-speed
 latches.
 
+``joint_states`` is read with a queue of one: the node acts on the newest state, a newer one
+replaces an unread one (counted as skipped), and an ``e_stop`` is served before the next state.
 Latency (state received -> command published, ``LatencyMeter``) is logged as p50/p99 every
-``latency_log_period`` seconds, at deactivation and at shutdown.
+``latency_log_period`` seconds, at deactivation and at shutdown, with the counts (commands, safe,
+ignored, timeouts, skipped, clock resets, position glitches).
 """
 
 from __future__ import annotations
@@ -51,9 +55,11 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import Trigger
 
-from ddpg_controller.latency import LatencyMeter
+from ddpg_controller.latency import LatencyMeter, SkippedStates
 from ddpg_controller.ros_common import (
     COMMAND_QOS,
+    NEWEST_STATE_QOS,
+    RECORD_QOS,
     STATE_QOS,
     joint_state_by_name,
     ns_to_stamp,
@@ -141,6 +147,7 @@ class DeployNode(LifecycleNode):
         self.active = False
         self.joint_error: str | None = None  # what the last joint_states lacked
         self.counts = {"commands": 0, "safe": 0, "ignored": 0, "timeouts": 0}
+        self.skipped = SkippedStates(0.0)
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._subscriptions: list = []
         self._publishers: list = []
@@ -171,6 +178,7 @@ class DeployNode(LifecycleNode):
             return result
         now = self._now()
         self.safety.start(now)
+        self.skipped.restart()
         self.active = True
         self._timers.append(
             self.create_timer(
@@ -256,6 +264,7 @@ class DeployNode(LifecycleNode):
         self.task, self.policy = task, policy
         self.previous_action = np.zeros(task.action_dim)
         self.safety = SafetyLayer(config)
+        self.skipped = SkippedStates(config.state_timeout)
         self.assembler = StateAssembler(task.signal_names, self.settings["exact_signal_stamps"])
         controller = self.settings["controller_name"] or task.controller_name
         self.command_topic = f"{controller}/commands"
@@ -263,7 +272,7 @@ class DeployNode(LifecycleNode):
             Float64MultiArray, self.command_topic, COMMAND_QOS
         )
         self.command_state_publisher = self.create_lifecycle_publisher(
-            JointState, "~/command_state", COMMAND_QOS
+            JointState, "~/command_state", RECORD_QOS
         )
         self._publishers = [self.command_publisher, self.command_state_publisher]
         for name in task.signal_names:
@@ -273,7 +282,9 @@ class DeployNode(LifecycleNode):
                 )
             )
         self._subscriptions.append(
-            self.create_subscription(JointState, "joint_states", self._on_joint_states, STATE_QOS)
+            self.create_subscription(
+                JointState, "joint_states", self._on_joint_states, NEWEST_STATE_QOS
+            )
         )
         self._subscriptions.append(self.create_subscription(Bool, "e_stop", self._on_e_stop, 10))
         log_period = float(self.settings["latency_log_period"])
@@ -321,20 +332,22 @@ class DeployNode(LifecycleNode):
 
     def _on_joint_states(self, msg: JointState) -> None:
         received = time.perf_counter()
+        stamp_ns = stamp_to_ns(msg.header.stamp)
+        self.skipped.add(stamp_ns, self._now())
         try:
             position, velocity = joint_state_by_name(msg, self.task.joint_names)
+            self.joint_error = velocity_needed(self.task, velocity)
         except (KeyError, ValueError) as error:
             text = error.args[0] if error.args else str(error)
             self.joint_error = f"joint_states does not fit the policy: {text}"
             if self.active:
                 self.counts["safe"] += 1
-                self._publish(self.safety.safe(), stamp_to_ns(msg.header.stamp), received)
+                self._publish(self.safety.safe(stamp_ns), stamp_ns, received)
                 self.get_logger().error(
                     f"{self.joint_error}: safe command", throttle_duration_sec=1.0
                 )
             return
-        self.joint_error = None
-        complete = self.assembler.add_joints(stamp_to_ns(msg.header.stamp), position, velocity)
+        complete = self.assembler.add_joints(stamp_ns, position, velocity)
         if complete is not None:
             self._on_state(*complete, received)
 
@@ -345,6 +358,7 @@ class DeployNode(LifecycleNode):
     def _act(self, stamp_ns: int, state: RobotState, received: float) -> None:
         safety = self.safety
         was_timed_out = safety.timed_out
+        resets = safety.counts["clock_resets"]
         verdict, reason = safety.check_state(
             stamp_ns,
             *state.signals.values(),
@@ -358,6 +372,8 @@ class DeployNode(LifecycleNode):
             return
         if was_timed_out:
             self.get_logger().info("states are back: acting again")
+        if safety.counts["clock_resets"] > resets:  # whatever this state's verdict
+            self.get_logger().warning(safety.clock_reset)
         if verdict is Verdict.ACT:
             observation = self.task.observation(state, self.previous_action)
             if not np.all(np.isfinite(observation)):
@@ -365,7 +381,7 @@ class DeployNode(LifecycleNode):
         if verdict is Verdict.SAFE:
             self.counts["safe"] += 1
             self.previous_action = np.zeros(self.task.action_dim)
-            self._publish(safety.safe(), stamp_ns, received)
+            self._publish(safety.safe(stamp_ns), stamp_ns, received)
             self.get_logger().error(reason, throttle_duration_sec=1.0)
             return
         try:
@@ -443,8 +459,15 @@ class DeployNode(LifecycleNode):
         s = self.latency.summary_ms()
         return (
             f"latency state->command p50 {s['p50']:.3f} ms p99 {s['p99']:.3f} ms max "
-            f"{s['max']:.3f} ms over {len(self.latency)} commands; counts {self.counts}"
+            f"{s['max']:.3f} ms over {len(self.latency)} commands; counts "
+            f"{self.counts | self.safety_counts()}"
         )
+
+    def safety_counts(self) -> dict[str, int]:
+        """States skipped for a newer one (and unseen in outages), clock resets and position
+        glitches so far."""
+        counts = {"skipped": self.skipped.count, "skipped_in_outages": self.skipped.in_outages}
+        return counts if self.safety is None else counts | self.safety.counts
 
     def _log_latency(self) -> None:
         if len(self.latency):
@@ -461,6 +484,21 @@ class DeployNode(LifecycleNode):
 
 
 _ECHO_FIELD = {"effort": "effort", "velocity": "velocity", "position": "position"}
+
+
+def velocity_needed(task, velocity: np.ndarray) -> str | None:
+    """Why ``joint_states`` cannot drive a policy that observes joint velocity: NaN velocities
+    (``joint_state_broadcaster`` for joints without a velocity state interface), or None. Only a
+    state can tell, so activation is refused on it; a task that does not observe velocity is
+    fine without (the over-speed trip then takes the speed from successive positions)."""
+    missing = np.isnan(velocity)
+    if not task.observes_velocity or not missing.any():
+        return None
+    joints = [name for name, gone in zip(task.joint_names, missing, strict=True) if gone]
+    return (
+        f"joint_states has no velocity (NaN) for joints {joints}, but task {task.name!r} "
+        "observes joint_velocity: give those joints a velocity state interface"
+    )
 
 
 def main(args: list[str] | None = None) -> int:

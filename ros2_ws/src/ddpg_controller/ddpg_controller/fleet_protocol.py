@@ -223,6 +223,7 @@ class PolicyWeights:
     actor_hidden: list[int]
     obs_clip: float  # the observation normaliser's clip
     blocks: dict[str, np.ndarray]  # obs_mean, obs_std, then actor parameters (flat)
+    training_done: bool = False  # the learner's last word: the actors stop acting
 
 
 def encode_policy(policy: PolicyWeights) -> Float64MultiArray:
@@ -238,6 +239,7 @@ def encode_policy(policy: PolicyWeights) -> Float64MultiArray:
         "noise_scale": policy.noise_scale,
         "actor_hidden": list(policy.actor_hidden),
         "obs_clip": policy.obs_clip,
+        "training_done": policy.training_done,
     }
     msg = Float64MultiArray()
     msg.layout.dim = [MultiArrayDimension(label=json.dumps(header), size=0, stride=0)] + [
@@ -271,6 +273,7 @@ def decode_policy(msg: Float64MultiArray) -> PolicyWeights:
             [int(size) for size in header["actor_hidden"]],
             float(header["obs_clip"]),
             blocks,
+            bool(header["training_done"]),
         )
     except (IndexError, KeyError, TypeError, ValueError) as error:
         raise FleetMessageError(f"not a policy message: {error}") from None

@@ -181,8 +181,9 @@ class FleetLearnerNode(TrainingEnd, Node):
         )
 
     # ---- policy out ----------------------------------------------------------------------------
-    def publish_policy(self) -> None:
-        """The learner's acting copy, as the actors load it (thread-safe: either thread)."""
+    def publish_policy(self, training_done: bool = False) -> None:
+        """The learner's acting copy, as the actors load it (thread-safe: either thread);
+        ``training_done``: the last one, after which the actors hold their robots still."""
         noise = self.config.noise
         weights = PolicyWeights(
             run=str(self.run.path.resolve()),
@@ -196,6 +197,7 @@ class FleetLearnerNode(TrainingEnd, Node):
             actor_hidden=list(self.config.actor_hidden),
             blocks=self.learner.policy.named_arrays(),
             obs_clip=self.config.observation_clip,
+            training_done=training_done,
         )
         self.published_progress = (weights.version, self.agent.total_steps)
         message = encode_policy(weights)
@@ -376,6 +378,8 @@ class FleetLearnerNode(TrainingEnd, Node):
         self.eval_history.append((self.env_steps, mean))
         solved = self.settings["stop_when_solved"] and mean >= self.task.solved_threshold
         if self.final_eval or solved:
+            self.learner.stop()  # no newer policy after the last one
+            self.publish_policy(training_done=True)  # the actors stop acting
             self.finish(mean)
 
     # ---- files ---------------------------------------------------------------------------------

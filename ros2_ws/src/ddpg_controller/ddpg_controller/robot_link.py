@@ -27,6 +27,7 @@ from ddpg_controller.ros_common import (
     COMMAND_QOS,
     STATE_QOS,
     joint_state_by_name,
+    publish_unless_shut_down,
     reset_stamp_ns,
     stamp_to_ns,
 )
@@ -104,7 +105,15 @@ class RobotLink:
             if reason:
                 self._node.get_logger().error(reason, throttle_duration_sec=1.0)
         if command is not None:
-            self._commands.publish(Float64MultiArray(data=command.tolist()))
+            message = Float64MultiArray(data=command.tolist())
+            publish_unless_shut_down(self._commands, message, self._node.context)
+
+    def hold(self, stamp_ns: int, state: RobotState, why: str) -> None:
+        """The safe command for the state at ``stamp_ns`` (``why`` is logged, at most once a
+        second): in real time the safety layer's (position control holds still at the last
+        command), in lockstep the task's hold command."""
+        self._node.get_logger().warning(why, throttle_duration_sec=1.0)
+        self.command(None if self.safety else self._task.hold_command(state), stamp_ns, state)
 
     def act(self, action: np.ndarray, stamp_ns: int, state: RobotState) -> np.ndarray:
         """Publish the task's command for the policy's ``action`` and return the action the robot

@@ -45,6 +45,23 @@ COMMAND_QOS = QoSProfile(
 # receives every lockstep state, and a best-effort publisher of a real robot still connects to
 # SENSOR_QOS subscriptions.
 STATE_QOS = COMMAND_QOS
+# A record every command goes to (the deploy node's ``~/command_state``): deep enough that an
+# auditor that lags by a second at 1 kHz loses none.
+RECORD_QOS = QoSProfile(
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1000,
+)
+# A node that acts on the robot's newest state (the deploy node): a queue of one, so states never
+# wait behind each other (a newer one replaces an unread one) and an ``e_stop`` that arrives
+# between them is served next, not after a backlog (132 ms at 1 kHz with a queue of ten).
+NEWEST_STATE_QOS = QoSProfile(
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+)
 SENSOR_QOS = qos_profile_sensor_data
 
 try:
@@ -136,6 +153,17 @@ def joint_state_by_name(
     positions = np.asarray(msg.position, dtype=np.float64)[order]
     velocities = np.asarray(msg.velocity, dtype=np.float64)[order]
     return positions, velocities
+
+
+def publish_unless_shut_down(publisher, msg, context: Context) -> None:
+    """Publish ``msg``, unless ``context`` has been shut down meanwhile (Ctrl-C under launch shuts
+    it down from the signal handler, between callbacks or during one): a callback racing the
+    shutdown publishes nothing instead of raising "publisher's context is invalid"."""
+    try:
+        publisher.publish(msg)
+    except Exception:
+        if context.ok():
+            raise
 
 
 def run_node(make_node: Callable[[], Node], name: str, args: list[str] | None) -> int:

@@ -15,18 +15,37 @@ and decides when the safe command replaces the policy:
 - **low-pass filter** (optional): ``command = α·target + (1 − α)·previous command`` (α = 1: off);
 - **stale input**: a state whose stamp is not newer than the last accepted one (a duplicate or an
   out-of-order message) is ignored: the controller never acts twice on one state;
-- **bad input/output**: NaN or inf in any input (positions, velocities, signals, observation) or in
-  the policy's output gives the safe command;
-- **over-speed trip**: a measured joint velocity beyond its limit (the URDF's, with a tolerance)
-  latches the safe command until ``clear_e_stop()``;
+- **clock reset**: stamps that run ahead of the steady clock, or go back, by more than
+  ``state_timeout`` (a robot whose clock restarted or was re-synchronised) are accepted, counted
+  and logged; the rate limit then counts the steady-clock time since the last state;
+- **bad input/output**: NaN or inf in any input (positions, signals, observation) or in the
+  policy's output gives the safe command; NaN joint velocities (what ``joint_state_broadcaster``
+  publishes for a joint without a velocity interface) are only a fault where the task observes
+  velocity (the deploy node refuses to activate then);
+- **position glitch** (position control): a measured position farther from the last plausible
+  one than the velocity limit allows in the time between their stamps is a bad reading, not the
+  robot: that state gets the hold and is not remembered;
+- **over-speed trip**: a finite measured joint velocity beyond its limit (the URDF's, with a
+  tolerance), or implausible positions for a whole control period (a runaway joint, also where
+  the velocity is NaN), latches the safe command until ``clear_e_stop()``;
 - **watchdog**: no accepted state within ``state_timeout`` seconds -> the safe command, once, until
   states return (the caller checks it on a steady clock);
 - **emergency stop**: once latched, every command is the safe command until ``clear_e_stop()``.
 
-The safe command is zeros for effort and velocity control, and *hold the last measured position*
-for position control (a zero position command would drive the arm to its zero pose); it is
-published as is (never rate-limited or filtered: stopping takes priority), and the rate limiter
-ramps the next policy command from it.
+The safe command is zeros for effort and velocity control (published at once: stopping takes
+priority). For position control it is a hold that stays still: the last published command, or
+before any command the last plausible measured position (a zero position command would drive the
+arm to its zero pose; a measured position can be a glitch or a runaway joint). Every command the
+policy gives after any safe command, e-stop clear or reactivation ramps from the last published
+command at the rate limit, so consecutive published position commands never differ by more than
+``max_delta`` x the time between the states they answer / control period.
+
+A robot that reaches each command at once (no speed cap of its own) moves at ``max_delta`` per
+control period, the URDF velocity limit by default: it reads back within the trip's tolerance
+while each state is answered before the next. When two commands land between two of its states
+it moves at up to twice the limit: that state is held as a position glitch, and the next one,
+plausible again against the time since the last plausible one, is acted on; only if it kept
+moving faster than the limit for a whole control period would the trip latch.
 """
 
 from __future__ import annotations
@@ -66,6 +85,7 @@ class SafetyConfig:
     state_timeout: float  # seconds
     velocity_limit: np.ndarray  # |measured velocity| above it trips; inf = no trip
     filter_alpha: float = 1.0  # EMA weight of the new command; 1 = no filter
+    position_control: bool = False  # positions are checked for plausibility
 
     @classmethod
     def build(
@@ -131,7 +151,17 @@ class SafetyConfig:
         timeout = float(state_timeout)
         if not timeout > 0.0 or not np.isfinite(timeout):
             timeout = 3.0 * control_period
-        return cls(low, high, delta, safe, float(control_period), timeout, speed, alpha)
+        return cls(
+            low,
+            high,
+            delta,
+            safe,
+            float(control_period),
+            timeout,
+            speed,
+            alpha,
+            command_interface == "position",
+        )
 
 
 DEFAULT_MAX_DELTA_FRACTION = 0.25  # effort/velocity: a quarter of the command range per period
@@ -200,23 +230,28 @@ class SafetyLayer:
         self.e_stopped = False
         self.trip: str | None = None  # why the over-speed trip latched, None when clear
         self.timed_out = False
-        self.measured_position: np.ndarray | None = None  # of the last accepted finite state
-        self.last_command: np.ndarray | None = self._safe_value()
+        self.measured_position: np.ndarray | None = None  # the last plausible finite position
+        self.last_command: np.ndarray | None = self._initial_command()  # the last published
+        self.counts = {"clock_resets": 0, "position_glitches": 0}
+        self.clock_reset = ""  # what the last clock reset was (logged by the caller)
         self._last_state_stamp_ns: int | None = None  # last accepted state
-        self._last_command_stamp_ns: int | None = None  # state the last policy command answered
         self._last_state_time: float | None = None  # steady-clock seconds of the last state
+        self._command_stamp_ns: int | None = None  # the rate limiter's time base (see command)
+        self._position_stamp_ns: int | None = None  # stamp of measured_position
+        self._glitch_since_ns: int | None = None  # first of the implausible positions in a row
 
     # ---- lifecycle -----------------------------------------------------------------------------
     def start(self, now: float) -> None:
         """On activation: the robot holds the safe command; the watchdog starts counting now.
 
         Stamp order restarts too, so a robot whose clock restarted can be resumed by a
-        deactivate/activate cycle; the measured position is forgotten (the robot may have been
-        moved meanwhile): the first command ramps from the first state after activation."""
+        deactivate/activate cycle; the measured position and the last command are forgotten (the
+        robot may have been moved meanwhile): the first command ramps from the first state after
+        activation."""
         self.measured_position = None
-        self.last_command = self._safe_value()
-        self._last_command_stamp_ns = None
-        self._last_state_stamp_ns = None
+        self.last_command = self._initial_command()
+        self._command_stamp_ns = self._last_state_stamp_ns = None
+        self._position_stamp_ns = self._glitch_since_ns = None
         self._last_state_time = now
         self.timed_out = False
 
@@ -231,24 +266,38 @@ class SafetyLayer:
     ) -> tuple[Verdict, str]:
         """Accept a state (stamp first, then contents); feeds the watchdog unless ignored.
 
-        ``position`` (the measured joint positions) is what position control holds on a fault;
-        ``velocity`` is checked against the over-speed limit. Both count as inputs too."""
+        ``position`` (the measured joint positions) is checked for plausibility (position
+        control) and is what a hold starts from before any command; ``velocity`` is checked
+        against the over-speed limit where it is finite (a joint without a velocity interface
+        reports NaN: its speed is taken from successive positions). The reason is not empty for
+        SAFE and IGNORE, and for an ACT after a clock reset (a line to log)."""
+        notice = ""
         last = self._last_state_stamp_ns
-        if last is not None and stamp_ns <= last:
-            kind = "duplicate" if stamp_ns == last else "out-of-order"
-            return Verdict.IGNORE, f"{kind} state stamp {stamp_ns} (last {last}) ignored"
+        if last is not None:
+            jump_ns = stamp_ns - last - round((now - self._last_state_time) * 1e9)
+            timeout_ns = self.config.state_timeout * 1e9
+            if jump_ns > timeout_ns or stamp_ns - last < -timeout_ns:
+                notice = self._clock_reset(jump_ns, stamp_ns - last)
+            elif stamp_ns <= last:
+                kind = "duplicate" if stamp_ns == last else "out-of-order"
+                return Verdict.IGNORE, f"{kind} state stamp {stamp_ns} (last {last}) ignored"
         self._last_state_stamp_ns = stamp_ns
         self._last_state_time = now
         self.timed_out = False
-        for values in (position, velocity, *inputs):
+        for values in (position, *inputs):
             if values is not None and not np.isfinite(values).all():
                 return Verdict.SAFE, "non-finite value in the robot state: safe command"
+        if velocity is not None and np.isposinf(np.abs(velocity)).any():
+            return Verdict.SAFE, "infinite joint velocity in the robot state: safe command"
         if position is not None:
-            self.measured_position = np.array(position, dtype=np.float64)
+            glitch = self._check_position(np.asarray(position, dtype=np.float64), stamp_ns)
+            if glitch:
+                return Verdict.SAFE, glitch
         if velocity is not None and self.trip is None:
-            speed = np.abs(velocity)
-            if (speed > self.config.velocity_limit).any():
-                i = int(np.argmax(speed > self.config.velocity_limit))
+            speed = np.abs(np.asarray(velocity, dtype=np.float64))
+            over = np.isfinite(speed) & (speed > self.config.velocity_limit)
+            if over.any():
+                i = int(np.argmax(over))
                 self.trip = (
                     f"joint {i} moves at {speed[i]:.3g}, beyond its velocity limit "
                     f"{self.config.velocity_limit[i]:.3g}: safe command latched until cleared"
@@ -257,38 +306,101 @@ class SafetyLayer:
             return Verdict.SAFE, self.trip
         if self.e_stopped:
             return Verdict.SAFE, "emergency stop latched: safe command"
-        return Verdict.ACT, ""
+        return Verdict.ACT, notice
+
+    def _clock_reset(self, jump_ns: int, shift_ns: int) -> str:
+        """The stamps jumped against the steady clock by ``jump_ns``, more than the watchdog
+        timeout: a restarted or re-synchronised robot clock. The stamps kept move to the new
+        clock: the position check's by the jump (it allows the movement of the steady-clock time
+        since the last state), the rate limit's by the whole step to this state (``shift_ns``:
+        this state earns no movement, the true time since the last one being unknown)."""
+        self._command_stamp_ns = (
+            None if self._command_stamp_ns is None else (self._command_stamp_ns + shift_ns)
+        )
+        for name in ("_position_stamp_ns", "_glitch_since_ns"):
+            if getattr(self, name) is not None:
+                setattr(self, name, getattr(self, name) + jump_ns)
+        self.counts["clock_resets"] += 1
+        self.clock_reset = (
+            f"state stamps jumped {jump_ns * 1e-9:+.3f} s against the steady clock: clock reset "
+            f"#{self.counts['clock_resets']}, control resumes on the new clock"
+        )
+        return self.clock_reset
+
+    def _check_position(self, position: np.ndarray, stamp_ns: int) -> str:
+        """Position control: a position farther from the last plausible one than the velocity
+        limit allows in the time between their stamps is a glitch (a bad reading, not the
+        robot): this state gets the hold and is not remembered. Implausible positions for a whole
+        control period are a runaway joint: the over-speed trip latches. "" when plausible."""
+        reference = self.measured_position
+        if not self.config.position_control or reference is None:
+            self._accept_position(position, stamp_ns)
+            return ""
+        elapsed = max(0.0, (stamp_ns - self._position_stamp_ns) * 1e-9)
+        speed = np.abs(position - reference) / max(elapsed, 1e-9)
+        over = speed > self.config.velocity_limit * (1.0 + 1e-9)
+        if not over.any():
+            self._accept_position(position, stamp_ns)
+            return ""
+        i = int(np.argmax(over))
+        self.counts["position_glitches"] += 1
+        if self._glitch_since_ns is None:
+            self._glitch_since_ns = stamp_ns
+        lasting = (stamp_ns - self._glitch_since_ns) * 1e-9
+        what = (
+            f"joint {i} position moved {abs(position[i] - reference[i]):.3g} in "
+            f"{elapsed * 1e3:.1f} ms ({speed[i]:.3g}/s, limit {self.config.velocity_limit[i]:.3g})"
+        )
+        if self.trip is None and lasting >= self.config.control_period:
+            self.trip = (
+                f"{what} for {lasting * 1e3:.0f} ms: a runaway joint; safe command latched until "
+                "cleared"
+            )
+        return self.trip or f"{what}: a position glitch, holding"
+
+    def _accept_position(self, position: np.ndarray, stamp_ns: int) -> None:
+        self.measured_position = position.copy()
+        self._position_stamp_ns = stamp_ns
+        self._glitch_since_ns = None
 
     def command(self, target: np.ndarray, stamp_ns: int) -> tuple[np.ndarray | None, str]:
         """The command to publish for the policy's ``target`` (joint units) on the state stamped
         ``stamp_ns``; the second item says why the safe command was used ("" when it was not).
-        None only for position control before any position was measured (publish nothing)."""
+        None only for position control before any position was measured (publish nothing).
+
+        It moves at most ``max_delta`` x (time since the state the last published command
+        answered) / control period from the last published command, whatever that was (the
+        policy's, a hold, the safe command), so no sequence of states, holds and e-stops makes
+        the commands faster than the bound."""
         config = self.config
         values = np.asarray(target, dtype=np.float64).reshape(-1)
         if values.shape != config.low.shape:
-            return self.safe(), (
+            return self.safe(stamp_ns), (
                 f"policy output has {values.size} values, expected {config.low.size}: safe command"
             )
         if not np.all(np.isfinite(values)):
-            return self.safe(), "non-finite policy output: safe command"
+            return self.safe(stamp_ns), "non-finite policy output: safe command"
         if self.e_stopped or self.trip is not None:
-            return self.safe(), self.trip or "emergency stop latched: safe command"
-        previous = self.last_command if self.last_command is not None else self._safe_value()
+            return self.safe(stamp_ns), self.trip or "emergency stop latched: safe command"
+        since = self._command_stamp_ns
+        previous = self.last_command
+        if previous is None:  # position control's first command: from the measured position
+            previous, since = self._hold_value(), self._position_stamp_ns
         if previous is None:
             return None, "no measured position to start from: nothing published"
         wanted = np.clip(values, config.low, config.high)
         if config.filter_alpha < 1.0:
             wanted = config.filter_alpha * wanted + (1.0 - config.filter_alpha) * previous
         fraction = 1.0
-        if self._last_command_stamp_ns is not None:
-            elapsed = (stamp_ns - self._last_command_stamp_ns) * 1e-9
+        if since is not None:
+            elapsed = (stamp_ns - since) * 1e-9
             fraction = min(1.0, max(0.0, elapsed / config.control_period))
         step = config.max_delta * fraction  # inf * 0.0 would be nan: inf stays inf below
         step = np.where(np.isinf(config.max_delta), np.inf, step)
         command = np.clip(wanted, previous - step, previous + step)
         command = np.clip(command, config.low, config.high)
         self.last_command = command
-        self._last_command_stamp_ns = stamp_ns
+        self._command_stamp_ns = stamp_ns
         return command.copy(), ""
 
     def through(
@@ -296,7 +408,8 @@ class SafetyLayer:
     ) -> tuple[np.ndarray | None, str]:
         """A learning node's command for ``state`` after the whole layer: the state checked, then
         the command limited (the safe command for a bad state or a None command; None: publish
-        nothing); the second item says why the safe command was used ("" when it was not)."""
+        nothing); the second item says why the safe command was used, or a clock reset ("" when
+        neither)."""
         verdict, reason = self.check_state(
             stamp_ns,
             *state.signals.values(),
@@ -305,21 +418,37 @@ class SafetyLayer:
             velocity=state.velocity,
         )
         if verdict is Verdict.SAFE or command is None:
-            return self.safe(), reason
+            return self.safe(stamp_ns), reason
         if verdict is Verdict.IGNORE:
             return None, ""
-        return self.command(command, stamp_ns)
+        command, why = self.command(command, stamp_ns)
+        return command, why or reason
 
-    def safe(self) -> np.ndarray | None:
-        """The safe command (None: position control with no measured position yet — publish
-        nothing, the robot keeps its last command); the rate limiter ramps from it."""
-        self.last_command = self._safe_value()
-        self._last_command_stamp_ns = None
-        return None if self.last_command is None else self.last_command.copy()
+    def safe(self, stamp_ns: int | None = None) -> np.ndarray | None:
+        """The safe command, for the state stamped ``stamp_ns`` (None: for no state, e.g. the
+        watchdog or an e-stop). Effort and velocity control: ``safe_command`` (zeros), at once.
+        Position control: hold still at the last published command (so entering a hold never
+        moves the robot), or before any command the last plausible measured position; None when
+        there is neither (publish nothing, the robot keeps its last command). The rate limiter
+        ramps the next policy command from it."""
+        value = self.config.safe_command
+        if value is None:
+            value = self.last_command if self.last_command is not None else self._hold_value()
+        if value is None:
+            return None
+        self.last_command = np.array(value, dtype=np.float64)
+        if stamp_ns is not None:
+            self._command_stamp_ns = stamp_ns
+        elif self._command_stamp_ns is None:
+            self._command_stamp_ns = self._last_state_stamp_ns
+        return self.last_command.copy()
 
-    def _safe_value(self) -> np.ndarray | None:
-        if self.config.safe_command is not None:
-            return self.config.safe_command.copy()
+    def _initial_command(self) -> np.ndarray | None:
+        """The command in force before any was published: ``safe_command``, or none."""
+        safe = self.config.safe_command
+        return None if safe is None else safe.copy()
+
+    def _hold_value(self) -> np.ndarray | None:
         if self.measured_position is None:
             return None
         return np.clip(self.measured_position, self.config.low, self.config.high)
@@ -342,8 +471,11 @@ class SafetyLayer:
         self.e_stopped = True
 
     def clear_e_stop(self) -> bool:
-        """Clear the e-stop and over-speed latches; True if one was set."""
+        """Clear the e-stop and over-speed latches; True if one was set. The next command ramps
+        from the hold at the rate limit; the next measured position is taken as it is (whoever
+        clears vouches for the robot: after a runaway it is far from the last plausible one)."""
         was = self.e_stopped or self.trip is not None
         self.e_stopped = False
         self.trip = None
+        self.measured_position = self._position_stamp_ns = self._glitch_since_ns = None
         return was

@@ -44,6 +44,7 @@ from ddpg_controller.ros_common import (
     COMMAND_QOS,
     STATE_QOS,
     ns_to_stamp,
+    publish_unless_shut_down,
     reset_reply,
     spin_until_shutdown,
 )
@@ -201,21 +202,21 @@ class SimNode(Node):
             stamp_ns = self._next_stamp_ns()
         stamp = ns_to_stamp(stamp_ns)
         if self._clock_pub is not None:
-            self._clock_pub.publish(Clock(clock=stamp))
+            publish_unless_shut_down(self._clock_pub, Clock(clock=stamp), self.context)
         for name, pub in self._signal_pubs.items():
             msg = PointStamped()
             msg.header.stamp = stamp
             msg.header.frame_id = "world"
             x, y, z = (float(v) for v in state.signals[name])
             msg.point.x, msg.point.y, msg.point.z = x, y, z
-            pub.publish(msg)
+            publish_unless_shut_down(pub, msg, self.context)
         js = JointState()
         js.header.stamp = stamp
         js.name = self._joint_names
         js.position = state.position.tolist()
         js.velocity = state.velocity.tolist()
         js.effort = [float(e) for e in self.robot.applied_effort]
-        self._joint_pub.publish(js)
+        publish_unless_shut_down(self._joint_pub, js, self.context)
         self._stamp_ns = stamp_ns
         return stamp_ns
 

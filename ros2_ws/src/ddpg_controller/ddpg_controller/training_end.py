@@ -73,7 +73,9 @@ class TrainingEnd:
             "wall_time_s": wall,
             "env_steps_per_s": self.env_steps / wall,
             **self.node_summary(),
-            "policy": str(self.run.policy),
+            # Only a file that exists: a finished run's (write_results exports it with the
+            # summary), or an earlier one's; an interrupted first run has none.
+            **({"policy": str(self.run.policy)} if finished or self.run.policy.exists() else {}),
         }
 
     @completes_despite_ctrl_c

@@ -88,6 +88,7 @@ def test_ctrl_c_checkpoints_and_resume_continues_from_it(tmp_path) -> None:
     interrupted = yaml.safe_load((run_dir / "summary.yaml").read_text())
     assert interrupted["complete"] is False and interrupted["final_eval_return"] is None
     assert interrupted["env_steps"] >= 1400 and not (run_dir / "policy.pt").exists()
+    assert "policy" not in interrupted  # it names only files that exist
 
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     agent = DDPG(3, 1, -2.0, 2.0, DDPGConfig.from_dict(config["ddpg"]), seed=0)

@@ -4,8 +4,9 @@ The deploy node runs in its own process with PyBullet, gymnasium, matplotlib and
 blocked (a meta-path blocker in ``sitecustomize``), with no task parameter: it runs the task spec
 the exported policy carries. This test plays the robot over DDS and records what it receives
 through the position safety layer's faults: commands within the URDF limits less the margin, at
-most the URDF velocity x period per step, the last measured position held on a non-finite state,
-an over-speed trip (latched until cleared), the watchdog and the e-stop.
+most the URDF velocity x period per step, a hold that stays still (the last command) on a
+glitched or non-finite position, an over-speed trip (latched until cleared), the watchdog and the
+e-stop.
 """
 
 from __future__ import annotations
@@ -149,53 +150,90 @@ def test_position_deploy_without_simulator_and_its_safety_faults(
     home = np.array([0.0, -0.3, 0.0, -2.2, 0.0, 2.0, 0.785])
     log = []
 
-    # The policy pushes +0.05 rad per step: the command is q + 0.05 (ramped from the measured
-    # position), except that joint 4 (upper limit 0.0 rad) at -0.06 stops at 0.0 - margin.
+    lower = TASK.position_lower + MARGIN
+
+    def limited(q):
+        return np.clip(q, lower, upper)
+
+    # The first command holds the measured position (joint 4 at -0.06 rad: at 0.0 - margin); then
+    # the policy pushes +0.05 rad per step, ramped from the last command at the URDF velocity x
+    # period (joint 4 stays at its limit).
     near = home.copy()
     near[3] = -0.06
     command = robot.step(near)
-    expected = near + 0.05
-    expected[3] = upper[3]
-    assert np.allclose(command, expected) and upper[3] == pytest.approx(-MARGIN), command
-    log.append(("joint 4 at -0.06 rad, pushed up", command))
-    # The measured position jumps (joint 4 to -2.2, joint 1 to 1 rad): the command moves by at
-    # most the URDF velocity limit x period from the last command.
-    far = home.copy()
+    assert np.allclose(command, limited(near)) and upper[3] == pytest.approx(-MARGIN), command
+    log.append(("first state, joint 4 at -0.06 rad", command))
+    command = robot.step(near)
+    assert np.allclose(command, limited(near + 0.05)), command
+    log.append(("pushed up", command))
+    # A glitch: joint 1 reads 1 rad away 50 ms later (20 rad/s, URDF 2.175): hold the last
+    # command, not the glitched position and not zeros.
+    held = command.copy()
+    far = near.copy()
     far[0] = 1.0
-    previous = command.copy()
     command = robot.step(far)
-    assert np.allclose(np.abs(command - previous)[[0, 3]], STEP[[0, 3]]), command - previous
-    log.append(("joints 1 and 4 measured far away", command))
-    # NaN in the measured position: hold the last finite measured position (never zeros).
-    bad = far.copy()
+    assert np.allclose(command, held), command
+    log.append(("joint 1 glitched 1 rad away", command))
+    # NaN in the measured position: hold still.
+    bad = near.copy()
     bad[2] = float("nan")
     command = robot.step(bad)
-    assert np.allclose(command, np.clip(far, TASK.position_lower + MARGIN, upper)), command
+    assert np.allclose(command, held), command
     log.append(("NaN position", command))
-    # Over speed: joint 1 at 3 rad/s (URDF 2.175): hold the measured position, latched.
+    # Over speed: joint 1 at 3 rad/s (URDF 2.175): hold still, latched.
     fast = np.zeros(7)
     fast[0] = 3.0
-    command = robot.step(home, fast)
-    assert np.allclose(command, home), command
+    command = robot.step(near, fast)
+    assert np.allclose(command, held), command
     log.append(("joint 1 at 3 rad/s", command))
-    moved = home + 0.01
+    moved = near + 0.01
     command = robot.step(moved)
-    assert np.allclose(command, moved), command  # still latched: holds the new measurement
+    assert np.allclose(command, held), command  # still latched: holds still
     log.append(("next normal state, trip latched", command))
     assert robot.ros.call(robot.clear, Trigger.Request()).success
     command = robot.step(moved)
-    assert np.allclose(command, moved + 0.05), command
+    assert np.allclose(command, limited(moved + 0.05)), command
+    assert np.all(np.abs(command - held) <= STEP + 1e-9)
     log.append(("after ~/clear_e_stop", command))
-    # Watchdog: no state for longer than state_timeout: hold the last measured position.
+    last = command.copy()
+    # Watchdog: no state for longer than state_timeout: hold the last command.
     count = len(robot.received)
     assert ros.spin_until(lambda: len(robot.received) > count, 2.0)
-    assert np.allclose(robot.received[-1], moved), robot.received[-1]
+    assert np.allclose(robot.received[-1], last), robot.received[-1]
     log.append(("no state for 0.15 s (watchdog)", robot.received[-1]))
-    # E-stop: hold the last measured position.
+    # E-stop: hold the last command.
     robot.e_stop_pub.publish(Bool(data=True))
     count = len(robot.received)
     assert ros.spin_until(lambda: len(robot.received) > count, 2.0)
-    assert np.allclose(robot.received[-1], moved)
+    assert np.allclose(robot.received[-1], last)
     log.append(("e_stop True", robot.received[-1]))
     for what, values in log:
         print(f"{what:34s} -> {np.round(values, 4).tolist()}")
+
+
+def test_every_fault_class_at_1_khz_gets_safe_commands(spawn, ros, tmp_path) -> None:
+    """The fault robot of ``fault_robot.py`` (issue 25's fault classes) at 1 kHz, 0.5 s each:
+    no command over the rate bound, out of limits or non-finite, every fault held still, every
+    valid state answered or skipped for a newer one (the numbers: ``./run bench faults``)."""
+    from fault_robot import FAULTS, FaultRobot
+    from test_deploy_faults import export_test_policy
+
+    policy = export_test_policy(tmp_path / "panda.pt", "panda_reach")
+    deploy = spawn(
+        "-m", "ddpg_controller.deploy_node", "--ros-args", "-p", f"policy:={policy}",
+        "-p", "latency_log_period:=0.0",
+    )  # fmt: skip
+    robot = FaultRobot(ros)
+    robot.configure_and_activate()
+    rows = []
+    for fault in FAULTS:
+        audit = robot.run(fault, 1000.0, 0.5)
+        rows.append(audit.row())
+        print(audit.row())
+        violations = (audit.over_step, audit.out_of_limit, audit.not_holding, audit.records_lost)
+        assert violations == (0, 0, 0, 0), rows[-1]
+        assert audit.answered > 0 and audit.commands >= audit.answered, rows[-1]
+        if fault == "e_stop":
+            assert audit.e_stop_ms is not None, rows[-1]
+        robot.rearm()
+    assert "clock reset #1" in deploy.output() and "a position glitch" in deploy.output()

@@ -281,3 +281,73 @@ def test_faults_are_counted_and_a_learner_restart_loses_nothing(tmp_path, spawn,
     stored = summary["env_steps_by_robot"]["robot_0"]
     assert actor_counters["transitions"] - 50 <= stored <= actor_counters["transitions"]
     assert actor.alive()
+
+
+def test_a_realtime_actor_holds_when_the_learner_is_silent_or_done(tmp_path, spawn, ros) -> None:
+    """In real time an actor without a learner, or told that training has ended, sends the safe
+    command (zero torque for the pendulum) instead of exploring, says so, and acts again when a
+    learner speaks; the learner is played here (policy and acknowledgements)."""
+    import dataclasses
+
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from std_msgs.msg import Float64MultiArray, String
+
+    from ddpg_controller.actor_node import acting_policy_for
+    from ddpg_controller.fleet_protocol import STORED_TOPIC, encode_json
+    from ddpg_controller.learner_node import REPORT_QOS
+    from ddpg_controller.learning.config import NoiseConfig
+    from ddpg_controller.tasks import load_task
+
+    config = _params(tmp_path)
+    spawn(*_node("sim_node", config, "robot_0", mode="realtime"))
+    actor = spawn(*_node("actor_node", config, "robot_0", lockstep=False, learner_timeout=1.0))
+    commands: list[tuple[float, float]] = []  # (time, torque)
+    ros.node.create_subscription(
+        Float64MultiArray,
+        "/robot_0/effort_controller/commands",
+        lambda msg: commands.append((time.monotonic(), msg.data[0])),
+        10,
+    )
+    latched = QoSProfile(
+        depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+    )
+    policies = ros.node.create_publisher(Float64MultiArray, POLICY_TOPIC, latched)
+    acknowledgements = ros.node.create_publisher(String, STORED_TOPIC, REPORT_QOS)
+    task = load_task("pendulum")
+    blocks = None
+
+    def policy(version: int, training_done: bool) -> Float64MultiArray:
+        nonlocal blocks
+        header = PolicyWeights("run", version, time.time(), 0, False, -1, {}, 1.0, [8], 10.0, {})
+        blocks = blocks or acting_policy_for(header, task).named_arrays()
+        noise = dataclasses.asdict(NoiseConfig())
+        weights = PolicyWeights(
+            "run", version, time.time(), 0, False, -1, noise, 1.0, [8], 10.0, blocks, training_done
+        )
+        return encode_policy(weights)
+
+    def torques(seconds: float, acknowledge: bool) -> np.ndarray:
+        """The torques sent over the next ``seconds``, acknowledging every 0.2 s or not."""
+        start = time.monotonic()
+        while time.monotonic() - start < seconds:
+            if acknowledge:
+                acknowledgements.publish(encode_json({}))
+            ros.spin_until(lambda: False, 0.2)
+        return np.array([torque for at, torque in commands if at > start])
+
+    policies.publish(policy(1, False))
+    assert ros.spin_until(lambda: len(commands) > 20, 60), actor.output()[-2000:]
+    assert np.any(np.abs(torques(1.0, acknowledge=True)) > 1e-3)  # exploring
+    torques(1.2, acknowledge=False)  # the learner falls silent for its learner_timeout (1 s)
+    held = torques(1.0, acknowledge=False)
+    assert held.size > 10 and np.all(held == 0.0), held
+    assert "no policy or acknowledgement from the learner" in actor.output()
+    torques(0.3, acknowledge=True)
+    assert np.any(np.abs(torques(1.0, acknowledge=True)) > 1e-3)  # the learner is back
+    assert "the learner is back: acting again" in actor.output()
+    policies.publish(policy(2, True))  # the learner's last word
+    torques(0.3, acknowledge=True)
+    held = torques(1.0, acknowledge=True)
+    assert held.size > 10 and np.all(held == 0.0), held
+    assert "training has ended: safe command" in actor.output()
+    assert actor.stop() == 0 and "Traceback" not in actor.output()

@@ -78,10 +78,11 @@ def test_rate_limit_per_control_period_scaled_by_stamp_spacing() -> None:
     # A state 1/10 period later may move the command 1/10 of max_delta: bursts cannot speed it up.
     third, _ = layer.command(np.array([-2.0, -1.0]), 2 * P_NS + P_NS // 10)
     assert third == pytest.approx([0.95, 0.475])
-    # After the safe command the ramp restarts from it.
+    # After the safe command the ramp restarts from it, at the rate of the time since the last
+    # command's state (0.9 period): the first command after a safe one is rate-limited too.
     assert layer.safe().tolist() == [0.0, 0.0]
     after, _ = layer.command(np.array([-2.0, -1.0]), 3 * P_NS)
-    assert after.tolist() == [-0.5, -0.25]
+    assert after == pytest.approx([-0.45, -0.225])
 
 
 def test_duplicate_and_out_of_order_stamps_are_ignored() -> None:
@@ -124,11 +125,11 @@ def test_watchdog_fires_once_and_rearms_when_states_return() -> None:
 def test_e_stop_latches_until_cleared() -> None:
     layer = make(max_delta=[10.0])
     layer.e_stop()
-    assert layer.check_state(1, np.zeros(2), now=0.0)[0] is Verdict.SAFE
-    assert layer.command(np.array([1.0, 1.0]), 2)[0].tolist() == [0.0, 0.0]
+    assert layer.check_state(P_NS, np.zeros(2), now=0.05)[0] is Verdict.SAFE
+    assert layer.command(np.array([1.0, 1.0]), P_NS)[0].tolist() == [0.0, 0.0]
     assert layer.clear_e_stop() is True and layer.clear_e_stop() is False
-    assert layer.check_state(3, np.zeros(2), now=0.0)[0] is Verdict.ACT
-    assert layer.command(np.array([1.0, 1.0]), 3)[0].tolist() == [1.0, 1.0]
+    assert layer.check_state(2 * P_NS, np.zeros(2), now=0.1)[0] is Verdict.ACT
+    assert layer.command(np.array([1.0, 1.0]), 2 * P_NS)[0].tolist() == [1.0, 1.0]
 
 
 def test_random_inputs_always_give_finite_commands_within_limits() -> None:
@@ -184,3 +185,138 @@ def test_over_speed_trips_and_holds_the_measured_position_until_cleared() -> Non
     assert layer.command(np.array([1.0, 1.0]), 2)[0].tolist() == q.tolist()
     assert layer.clear_e_stop()
     assert layer.check_state(3, now=0.0, position=q, velocity=calm)[0] is Verdict.ACT
+
+
+# ---- position control under a misbehaving robot (issue 25's fault classes) ----------------------
+MS = 1_000_000  # ns
+
+
+def fast_position_layer() -> SafetyLayer:
+    """Velocity limit 1 rad/s, max_delta 0.05 rad per 50 ms period: 1 mrad per 1 ms state."""
+    return position_layer(max_delta=[0.05])
+
+
+def act(layer: SafetyLayer, stamp: int, q, target, velocity=(0.0, 0.0), now=None):
+    """One state and the command published for it (the policy's or the safe one)."""
+    now = stamp * 1e-9 if now is None else now
+    verdict, reason = layer.check_state(
+        stamp, now=now, position=np.array(q, float), velocity=np.array(velocity, float)
+    )
+    if verdict is Verdict.SAFE:
+        return layer.safe(stamp), reason
+    return layer.command(np.array(target, float), stamp)
+
+
+def test_a_glitched_position_is_held_still_not_commanded() -> None:
+    layer = fast_position_layer()
+    q = np.array([0.0, 0.0])
+    for i in range(1, 11):  # 1 kHz states; the policy wants [1, 1]
+        command, _ = act(layer, i * MS, q, [1.0, 1.0])
+    # The first command holds the measured position (a ramp from it, 0 ms after it), then each
+    # moves 1 mrad: 9 mrad after 10 states.
+    assert command == pytest.approx([0.009, 0.009])
+    held = command.copy()
+    # One reading 1 rad away with a velocity to match (an encoder glitch): hold the last command.
+    command, reason = act(layer, 11 * MS, [1.0, 0.0], [1.0, 1.0], velocity=(1000.0, 0.0))
+    assert "position glitch" in reason and command.tolist() == held.tolist()
+    assert layer.trip is None and layer.counts["position_glitches"] == 1
+    # The next plausible state: the policy again, 1 mrad from the hold.
+    command, reason = act(layer, 12 * MS, q, [1.0, 1.0])
+    assert reason == "" and command == pytest.approx(held + 0.001)
+
+
+def test_nan_in_every_other_state_holds_still_and_never_speeds_up_the_ramp() -> None:
+    layer = fast_position_layer()
+    q = np.zeros(2)
+    commands = []
+    for i in range(1, 201):  # 1 kHz; every other state has a NaN position
+        position = [np.nan, 0.0] if i % 2 else q
+        commands.append(act(layer, i * MS, position, [1.0, -1.0])[0])
+    steps = np.abs(np.diff(np.array(commands[1:]), axis=0))
+    # Each command is at most 1 mrad (1 ms of 0.05 rad / 50 ms) from the one before, and the
+    # holds repeat the last command: no square wave, 0.2 mrad... 99 mrad after 200 states.
+    assert steps.max() == pytest.approx(0.001) and np.all(steps <= 0.001 + 1e-12)
+    assert np.all(steps[::2] == 0.0) or np.all(steps[1::2] == 0.0)
+    assert commands[-1] == pytest.approx([0.099, -0.099])
+
+
+def test_a_runaway_joint_is_held_still_and_latched_after_one_control_period() -> None:
+    layer = fast_position_layer()
+    q = np.zeros(2)
+    for i in range(1, 11):
+        command, _ = act(layer, i * MS, q, [1.0, 1.0])
+    held = command.copy()
+    # Joint 2 runs at 3 rad/s (limit 1) with no velocity reading (NaN): every state is held at
+    # the last command (not the measured position), latched once it lasts a control period.
+    for i in range(11, 80):
+        q = q + np.array([0.0, 0.003])
+        command, reason = act(layer, i * MS, q, [1.0, 1.0], velocity=(np.nan, np.nan))
+        assert command.tolist() == held.tolist(), i
+        assert (layer.trip is not None) == (i - 11 >= 50), (i, reason)
+    assert "a runaway joint" in layer.trip
+    # It stops: still latched until cleared, then the ramp resumes from the hold.
+    command, _ = act(layer, 200 * MS, q, [1.0, 1.0])
+    assert command.tolist() == held.tolist()
+    assert layer.clear_e_stop()
+    command, reason = act(layer, 201 * MS, q, [1.0, 1.0])
+    assert reason == "" and command == pytest.approx(held + 0.001)
+
+
+def test_a_robot_that_reaches_each_command_at_once() -> None:
+    # At 250 Hz (4 ms), the command moves 4 ms x 1 rad/s (max_delta 0.05 rad per 50 ms, the
+    # velocity limit) = 4 mrad per state: a robot that is there at the next state reads back
+    # 1 rad/s, within the trip's limit (1.1 rad/s: the default 10 % tolerance), so it runs; when
+    # two commands land between two of its states, it moves at 2 rad/s: that state is held as a
+    # position glitch (the position check comes before the velocity's), and control goes on.
+    config = SafetyConfig.build(
+        2, [-2.0, -1.0], [2.0, 1.0], PERIOD, "position", max_delta=[0.05], velocity_limit=[1.1]
+    )
+    layer = SafetyLayer(config)
+    layer.start(now=0.0)
+    q, previous = np.zeros(2), np.zeros(2)
+    for i in range(1, 60):
+        velocity = (q - previous) / 0.004
+        command, reason = act(layer, 4 * i * MS, q, [1.0, 1.0], velocity=velocity)
+        assert reason == "" and layer.trip is None, (i, reason)
+        previous, q = q, command.copy()
+    assert q == pytest.approx([0.232, 0.232])
+    velocity = (q + 0.004 - previous) / 0.004  # two commands in one period
+    command, reason = act(layer, 60 * 4 * MS, q + 0.004, [1.0, 1.0], velocity=velocity)
+    assert "(2/s, limit 1.1): a position glitch" in reason and command.tolist() == q.tolist()
+    # The robot stays where it was told; 4 ms later that is 8 mrad in 8 ms from the last
+    # plausible position: the robot again, and the ramp goes on from the hold.
+    command, reason = act(layer, 61 * 4 * MS, q + 0.004, [1.0, 1.0], velocity=(0.0, 0.0))
+    assert reason == "" and layer.trip is None and command == pytest.approx(q + 0.004)
+
+
+@pytest.mark.parametrize("jump_s", [30.0, -30.0])
+def test_a_clock_reset_is_counted_and_control_resumes(jump_s) -> None:
+    layer = fast_position_layer()
+    q = np.zeros(2)
+    for i in range(1, 11):
+        command, _ = act(layer, i * MS, q, [1.0, 1.0])
+    jump = round(jump_s * 1e9)
+    # The next state, 1 ms later on the steady clock, is stamped 30 s away: accepted, counted;
+    # it earns no movement (its true time is unknown), the ones after it ramp 1 mrad per ms.
+    verdict, notice = layer.check_state(11 * MS + jump, now=0.011, position=q, velocity=np.zeros(2))
+    assert verdict is Verdict.ACT and f"jumped {jump_s:+.3f} s" in notice
+    assert "clock reset #1" in notice and layer.counts["clock_resets"] == 1
+    after, reason = layer.command(np.array([1.0, 1.0]), 11 * MS + jump)
+    assert reason == "" and after.tolist() == command.tolist()
+    after, _ = act(layer, 12 * MS + jump, q, [1.0, 1.0], now=0.012)
+    assert after == pytest.approx(command + 0.001)
+    # A pause of 2 s with the stamps following the steady clock is no reset.
+    after, _ = act(layer, 2012 * MS + jump, q, [1.0, 1.0], now=2.012)
+    assert layer.counts["clock_resets"] == 1 and after == pytest.approx(command + 0.051)
+
+
+def test_nan_velocity_is_no_fault_and_the_speed_comes_from_the_positions() -> None:
+    layer = fast_position_layer()
+    none = (np.nan, np.nan)
+    assert act(layer, MS, [0.0, 0.0], [1.0, 1.0], velocity=none)[1] == ""
+    assert act(layer, 2 * MS, [0.0005, 0.0], [1.0, 1.0], velocity=none)[1] == ""  # 0.5 rad/s
+    reason = act(layer, 3 * MS, [0.005, 0.0], [1.0, 1.0], velocity=none)[1]  # 4.5 rad/s
+    assert "joint 0 position moved 0.0045 in 1.0 ms" in reason and "glitch" in reason
+    verdict, reason = layer.check_state(4 * MS, now=0.004, position=np.zeros(2),
+                                        velocity=np.array([np.inf, 0.0]))  # fmt: skip
+    assert verdict is Verdict.SAFE and "infinite joint velocity" in reason

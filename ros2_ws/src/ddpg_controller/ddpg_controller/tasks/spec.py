@@ -395,6 +395,12 @@ class Task:
                 names += [f"{term.term}.{'xyz'[i]}" for i in term.axes]
         return tuple(names)
 
+    @cached_property
+    def observes_velocity(self) -> bool:
+        """Whether the policy sees joint velocities: a robot without a velocity interface (NaN
+        velocities in ``joint_states``) can run it only where it does not."""
+        return any(term.term == "joint_velocity" for term in self.observation_terms)
+
     @property
     def observation_dim(self) -> int:
         return len(self.observation_names)
