@@ -57,6 +57,7 @@ def launch_parameters(spec: NodeSpec, args: argparse.Namespace) -> dict[str, obj
             "task_file": task_file,
             "mode": args.sim_mode,
             "seed": args.seed or 0,
+            "engine": args.engine,
         }
     return {"task": args.task, "task_file": task_file, "policy": str(Path(args.policy).resolve())}
 
@@ -116,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
         node_command(DEPLOY_NODE, config, deploy_parameters, args.namespace),
         log_dir / "deploy_node.log",
     )
-    print(f"[ddpg-deploy] task {task_name}, policy {args.policy}, sim {args.sim_mode}")
+    print(
+        f"[ddpg-deploy] task {task_name}, policy {args.policy}, sim {args.engine} {args.sim_mode}"
+    )
     print(f"[ddpg-deploy] ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID')}, logs in {log_dir}")
     driver = None
     code = 1
