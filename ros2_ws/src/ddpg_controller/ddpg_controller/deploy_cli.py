@@ -131,7 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         driver.trace.write("episode,stamp_ns,position,velocity,command\n")
         returns = driver.run(args.episodes, args.seed, args.timeout, (sim, deploy))
         for i, value in enumerate(returns):
-            print(f"[ddpg-deploy] episode {i}: return {value:.6f}")
+            distance = driver.final_distances[i] if driver.final_distances else None
+            reach = "" if distance is None else f", final end-effector distance {distance:.6f} m"
+            print(f"[ddpg-deploy] episode {i}: return {value:.6f}{reach}")
         print(f"[ddpg-deploy] mean return {float(np.mean(returns)):.6f} over {len(returns)}")
         code = 0
     except KeyboardInterrupt:
@@ -195,6 +197,7 @@ class DeployDriver:
         self.processes: tuple = ()  # NodeProcess objects that must stay alive
         self.trace = None  # file: one line per step (episode, stamp, position, velocity, command)
         self.episodes_done = 0
+        self.final_distances: list[float] = []  # reach tasks: end effector to goal, episode end
         self.joint_states_topic = f"{prefix}/joint_states"
         self.signal_topics = [f"{prefix}/{name}" for name in self.task.signal_names]
         for name, topic in zip(self.task.signal_names, self.signal_topics, strict=True):
@@ -354,6 +357,11 @@ class DeployDriver:
             previous = action
         if missing:
             print(f"[ddpg-deploy] {missing} states had no command (reward with zeros)")
+        signals = states[-1][1].signals
+        if "end_effector" in signals and "goal" in signals:
+            self.final_distances.append(
+                float(np.linalg.norm(signals["end_effector"] - signals["goal"]))
+            )
         if self.trace is not None:
             for (stamp, state), _ in itertools.pairwise(states):
                 command = self.commands.get(stamp, np.zeros(self.task.action_dim))
