@@ -38,6 +38,7 @@ ENGINES = ("pybullet", "mujoco")
 EPISODE_LINE = re.compile(
     r"episode (\d+): return (-?[\d.]+)(?:, final end-effector distance ([\d.]+) m)?"
 )
+TIMEOUTS = re.compile(r"'timeouts': (\d+)")
 
 
 def _list(text: str) -> list[str]:
@@ -94,21 +95,27 @@ def _config_without_randomization(task: str, run_dir: Path) -> Path:
     return path
 
 
-def deploy(policy: Path, task: str, engine: str, episodes: int, seed: int, log_dir: Path) -> dict:
-    """Mean return (and final end-effector distance) of the deploy node on ``engine``'s robot in
-    real time; the sim node deploys without randomisation."""
+def deploy(
+    policy: Path, task: str, engine: str, episodes: int, seed: int, log_dir: Path, mode: str
+) -> dict:
+    """Mean return (and final end-effector distance) of the deploy node on ``engine``'s robot,
+    in real time or lockstep (``mode``), without randomisation; ``timeouts``: the deploy node's
+    watchdog (no state within state_timeout: the safe command went out), a loaded machine's
+    mark on a real-time run."""
     log_dir.mkdir(parents=True, exist_ok=True)
     command = [_tool("ddpg-deploy"), "--policy", str(policy), "--task", task, "--engine", engine]
     command += ["--episodes", str(episodes), "--seed", str(seed), "--log-dir", str(log_dir)]
-    command += ["--timeout", "120"]
+    command += ["--timeout", "120", "--sim-mode", mode]
     text = _run(command, log_dir / "deploy.log")
     rows = EPISODE_LINE.findall(text)
     returns = [float(r[1]) for r in rows]
     distances = [float(r[2]) for r in rows if r[2]]
+    timeouts = TIMEOUTS.findall(text)
     return {
         "returns": returns,
         "return": float(np.mean(returns)),
         "distance": float(np.mean(distances)) if distances else None,
+        "timeouts": int(timeouts[-1]) if timeouts else None,
     }
 
 
@@ -136,6 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--episode-seed", type=int, default=1000)
     parser.add_argument("--train-engine", choices=ENGINES, default="pybullet")
+    parser.add_argument(
+        "--sim-mode",
+        choices=("realtime", "lockstep"),
+        default="realtime",
+        help="deployment: real time (as a robot), or lockstep (physics alone, no timing effects)",
+    )
     parser.add_argument("--fine-tune-steps", type=int, default=0)
     parser.add_argument("--runs", type=Path, default=Path("runs/transfer"))
     parser.add_argument("--tag", default=common.today())
@@ -158,7 +171,12 @@ def main(argv: list[str] | None = None) -> int:
                 name = f"{task}-{source}-dr{setting}-s{seed}"
                 print(f"[transfer] {name}")
                 policy = train(task, seed, source, setting == "on", args.runs / name)
-                result = {"task": task, "seed": seed, "randomization": setting}
+                result = {
+                    "task": task,
+                    "seed": seed,
+                    "randomization": setting,
+                    "mode": args.sim_mode,
+                }
                 for engine in (source, target):
                     result[engine] = deploy(
                         policy,
@@ -166,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
                         engine,
                         args.episodes,
                         args.episode_seed,
-                        args.runs / f"{name}-deploy-{engine}",
+                        args.runs / f"{name}-deploy-{engine}-{args.sim_mode}",
+                        args.sim_mode,
                     )
                 result["ratio"] = result[target]["return"] / result[source]["return"]
                 rows.append(result)
@@ -195,11 +214,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _row(r: dict, source: str, target: str) -> str:
-    cells = [r["task"], str(r["seed"]), r["randomization"]]
+    cells = [r["task"], str(r["seed"]), r["randomization"], r.get("mode", "realtime")]
     cells += [f"{r[source]['return']:.1f}", f"{r[target]['return']:.1f}", f"{r['ratio']:.3f}"]
     for engine in (source, target):
         distance = r[engine]["distance"]
         cells.append("-" if distance is None else f"{100 * distance:.2f}")
+    cells.append(" / ".join(str(r[engine].get("timeouts")) for engine in (source, target)))
     return "| " + " | ".join(cells) + " |"
 
 
@@ -207,12 +227,13 @@ def _report(data: dict, source: str, target: str) -> str:
     lines = [
         f"# Zero-shot transfer: trained in {source}, deployed on {source} and {target}",
         "",
-        "Deploy node with its safety layer, real time, the same seeded episodes in both engines.",
+        "Deploy node with its safety layer, the same seeded episodes in both engines.",
         f"Ratio: {target} return / {source} return (returns are negative: above 1 is worse).",
+        "Watchdog timeouts: states the deploy node waited for past state_timeout (safe command).",
         "",
-        f"| task | seed | randomisation | return {source} | return {target} | ratio | "
-        f"final distance {source} (cm) | final distance {target} (cm) |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| task | seed | randomisation | deploy | return {source} | return {target} | ratio | "
+        f"final distance {source} (cm) | final distance {target} (cm) | watchdog timeouts |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [_row(r, source, target) for r in data["rows"]]
     lines += [f"- {s}" for s in data["skipped"]]
