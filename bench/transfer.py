@@ -61,8 +61,17 @@ def _run(command: list[str], log: Path) -> str:
     return text
 
 
-def train(task: str, seed: int, engine: str, randomize: bool, run_dir: Path, extra=()) -> Path:
-    """A policy trained through ROS in ``engine``; reused when ``run_dir`` already has one."""
+def train(
+    task: str,
+    seed: int,
+    engine: str,
+    randomize: bool,
+    run_dir: Path,
+    extra: tuple[str, ...] = (),
+    controller: dict | None = None,
+) -> Path:
+    """A policy trained through ROS in ``engine``; reused when ``run_dir`` already has one.
+    ``controller``: parameters of the controller node that replace the task's parameter file's."""
     policy = run_dir / "policy.pt"
     if policy.is_file():
         print(f"  reusing {policy}")
@@ -70,15 +79,15 @@ def train(task: str, seed: int, engine: str, randomize: bool, run_dir: Path, ext
     run_dir.mkdir(parents=True, exist_ok=True)
     command = [_tool("ddpg-train"), "--task", task, "--seed", str(seed), "--engine", engine]
     command += ["--run-dir", str(run_dir), "--quiet", *extra]
-    if not randomize:
-        command += ["--config", str(_config_without_randomization(task, run_dir))]
+    command += ["--config", str(_parameter_file(task, run_dir, randomize, controller or {}))]
     _run(command, run_dir.with_suffix(".train.log"))
     return policy
 
 
-def _config_without_randomization(task: str, run_dir: Path) -> Path:
-    """The task's parameter file with the sim node's randomisation turned off (the spec's own
-    block is what ``on`` trains with; a parameter file may also set it, as arm_reach's does)."""
+def _parameter_file(task: str, run_dir: Path, randomize: bool, controller: dict) -> Path:
+    """The task's parameter file, with the sim node's randomisation off unless ``randomize`` (the
+    spec's own block is what ``on`` trains with; a parameter file may also set it, as
+    arm_reach's does) and the controller's parameters updated with ``controller``."""
     import yaml
 
     from ddpg_controller.tasks import RandomizationConfig
@@ -87,9 +96,11 @@ def _config_without_randomization(task: str, run_dir: Path) -> Path:
     document = yaml.safe_load(package_config(task).read_text())
     off = RandomizationConfig().to_dict()
     for key, section in document.items():
-        if key.rsplit("/", 1)[-1] == "sim":
-            parameters = section["ros__parameters"]
-            parameters["randomization"] = off
+        node = key.rsplit("/", 1)[-1]
+        if node == "sim" and not randomize:
+            section["ros__parameters"]["randomization"] = off
+        if node == "controller":
+            section["ros__parameters"].update(controller)
     path = run_dir.parent / f"{run_dir.name}.params.yaml"
     path.write_text(yaml.safe_dump(document))
     return path
@@ -125,14 +136,17 @@ def has_randomization(task: str) -> bool:
     return load_task(task).randomization.enabled
 
 
-def robot_minutes_to(metrics: Path, target: float, control_period: float) -> float | None:
-    """Simulated robot minutes (training steps × period) until an evaluation's mean return first
-    reaches ``target``; None if it never does."""
+def evaluation_curve(metrics: Path, control_period: float) -> list[tuple[float, float]]:
+    """(robot minutes, mean evaluation return) of a run: robot time is training steps × period
+    (evaluation episodes not counted)."""
     with open(metrics) as f:
-        for row in csv.DictReader(f):
-            if row["kind"] == "eval_mean" and float(row["return"]) >= target:
-                return int(row["step"]) * control_period / 60.0
-    return None
+        rows = [r for r in csv.DictReader(f) if r["kind"] == "eval_mean"]
+    return [(int(r["step"]) * control_period / 60.0, float(r["return"])) for r in rows]
+
+
+def robot_minutes_to(curve: list[tuple[float, float]], target: float) -> float | None:
+    """Robot minutes until the evaluation return first reaches ``target``; None if never."""
+    return next((minutes for minutes, value in curve if value >= target), None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -198,11 +212,13 @@ def main(argv: list[str] | None = None) -> int:
         policy = args.runs / f"{task}-{source}-dr{first['randomization']}-s{seed}" / "policy.pt"
         goal = first[source]["return"]
         fine_tuning = {"task": task, "seed": seed, "goal": goal, "steps": args.fine_tune_steps}
-        for label, extra in (("fine-tuned", ["--init-from", str(policy)]), ("scratch", [])):
+        for label, extra in (("fine-tuned", ("--init-from", str(policy))), ("scratch", ())):
             run_dir = args.runs / f"{task}-{target}-{label}-s{seed}"
-            steps = ["--steps", str(args.fine_tune_steps), *extra]
-            train(task, seed, target, False, run_dir, steps)
-            fine_tuning[label] = robot_minutes_to(run_dir / "metrics.csv", goal, period)
+            steps = ("--steps", str(args.fine_tune_steps), *extra)
+            train(task, seed, target, False, run_dir, steps, {"eval_every_steps": 1000})
+            curve = evaluation_curve(run_dir / "metrics.csv", period)
+            fine_tuning[f"{label} curve"] = curve
+            fine_tuning[label] = robot_minutes_to(curve, goal)
             print(f"[transfer] {label}: robot minutes to {goal:.1f}: {fine_tuning[label]}")
     data = {"rows": rows, "skipped": skipped, "fine_tuning": fine_tuning, "source": source}
     common.save_result("transfer", data, args.tag)
@@ -245,7 +261,14 @@ def _report(data: dict, source: str, target: str) -> str:
             f"{tuning['steps']} steps each, lockstep): robot minutes until the evaluation return "
             f"reaches {tuning['goal']:.1f} (the policy's return in {source}): "
             f"fine-tuned {tuning['fine-tuned']}, from scratch {tuning['scratch']}.",
+            "",
+            "| robot minutes | fine-tuned return | from-scratch return |",
+            "|---|---|---|",
         ]
+        for (minutes, tuned), (_, scratch) in zip(
+            tuning["fine-tuned curve"], tuning["scratch curve"], strict=False
+        ):
+            lines.append(f"| {minutes:.2f} | {tuned:.2f} | {scratch:.2f} |")
     return "\n".join(lines) + "\n"
 
 

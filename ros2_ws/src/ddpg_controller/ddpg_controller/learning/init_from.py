@@ -57,20 +57,22 @@ def read_init_source(path: str | Path) -> InitSource:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"init_from: {path} not found")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # not a checkpoint: maybe a TorchScript policy
-        payload = None
-    if isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT:
-        return InitSource(path, payload["agent"], None, None)
-    try:
+    try:  # a policy first: torch.load would warn that it is TorchScript
         policy = load_policy(path)
     except PolicyFileError:
+        policy = None
+    if policy is not None:
+        state = {k: v.detach().clone() for k, v in policy.module.state_dict().items()}
+        return InitSource(path, None, state, policy.metadata)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        payload = None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(
             f"init_from: {path} is neither a ddpg_controller checkpoint nor an exported policy"
-        ) from None
-    state = {k: v.detach().clone() for k, v in policy.module.state_dict().items()}
-    return InitSource(path, None, state, policy.metadata)
+        )
+    return InitSource(path, payload["agent"], None, None)
 
 
 def fine_tuning_config(
