@@ -250,7 +250,8 @@ class MujocoRobot:
         mujoco.mj_forward(self.model, self.data)
 
     def _body(self, link: str) -> int:
-        """The body of a link; a link that is no body of the model is fused into the world."""
+        """The body of a link (every URDF link is one: fusestatic is off); one line naming the
+        model otherwise."""
         if link in self._bodies:
             return self._bodies[link]
         source = self.task.mjcf or self.task.urdf.source
