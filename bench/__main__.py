@@ -5,8 +5,8 @@
 Benchmarks: learning (1 and 2), update-step (3), ros (4), memory (5), control-loop (6), gpu (7,
 only with CUDA), netns (8, only as root: ROS 2 across two network namespaces); none named = all.
 ``fleet`` (robots feeding one learner) runs alone, with its own arguments:
-``python -m bench fleet --help``. ``faults`` (the deploy node against a misbehaving position
-robot) too: ``python -m bench faults --help``.
+``python -m bench fleet --help``. So do ``faults`` (the deploy node against a misbehaving position
+robot) and ``transfer`` (zero-shot sim-to-sim transfer, PyBullet -> MuJoCo): ``STANDALONE``.
 ``report`` only rebuilds ``bench/results/<date>.md`` from the JSON already there.
 ``--quick`` uses tiny budgets to check that the suite works; its files are tagged
 ``<date>-quick`` so they never overwrite a full run's results.
@@ -15,6 +15,7 @@ robot) too: ``python -m bench faults --help``.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import time
 
@@ -31,19 +32,15 @@ def _str_list(text: str) -> list[str]:
     return [v for v in text.split(",") if v]
 
 
+# Benchmarks that run alone, each with its own arguments (``python -m bench NAME --help``).
+STANDALONE = ("fleet", "faults", "transfer")
 BENCHMARKS = ("learning", "update-step", "ros", "memory", "control-loop", "gpu", "netns")
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["fleet"]:  # its own arguments: bench/fleet.py
-        from bench import fleet
-
-        return fleet.main(argv[1:])
-    if argv[:1] == ["faults"]:  # its own arguments: bench/faults.py
-        from bench import faults
-
-        return faults.main(argv[1:])
+    if argv[:1] and argv[0] in STANDALONE:  # its own arguments: bench/<name>.py
+        return importlib.import_module(f"bench.{argv[0]}").main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument(
         "benchmarks", nargs="*", help=f"any of {', '.join(BENCHMARKS)}, all, report (default: all)"

@@ -26,6 +26,12 @@ from rclpy.node import Node
 from ddpg_controller.latency import LatencyMeter
 from ddpg_controller.learner import BackgroundLearner, make_agent
 from ddpg_controller.learning.config import DDPGConfig
+from ddpg_controller.learning.init_from import (
+    InitSource,
+    fine_tuning_config,
+    init_agent,
+    read_init_source,
+)
 from ddpg_controller.learning.schedule import TrainingSchedule
 from ddpg_controller.robot_link import RobotLink
 from ddpg_controller.ros_common import run_node
@@ -49,6 +55,16 @@ PARAMETERS = {
     "seed": (0, "Seed of networks, noise, replay sampling and warm-up actions."),
     "run_dir": ("", "Run directory; empty = runs/<task>-<date>-<time>."),
     "resume": (False, "Continue from <run_dir>/checkpoints/last.pt."),
+    "init_from": (
+        "",
+        "Fine-tune: start from this policy.pt or checkpoint (e.g. one trained in simulation); "
+        "acts with it from the first step, no random warm-up. Empty: fresh networks.",
+    ),
+    "init_critic_updates": (
+        1_000,
+        "init_from a policy.pt (no critic): critic-only updates on the robot's first transitions, "
+        "actor frozen, before the actor trains.",
+    ),
     "eval_every_steps": (2_000, "Environment steps between deterministic evaluations; 0 = none."),
     "eval_episodes": (5, "Episodes per periodic evaluation."),
     "final_eval_episodes": (10, "Episodes of the evaluation at the end of training."),
@@ -94,9 +110,20 @@ class DDPGControllerNode(TrainingEnd, Node):
         self.config = DDPGConfig.from_dict(declare_dataclass(self, "ddpg", DDPGConfig))
         self.task = load_task(self.settings["task_file"] or self.settings["task"])
         controller = self.settings["controller_name"] or self.task.controller_name
+        init = self._init_source()
         self.agent = make_agent(
             self.task, self.config, self.settings["seed"], self.settings["torch_threads"]
         )
+        if init is not None and not self.settings["resume"]:
+            init_agent(self.agent, init)
+            self.get_logger().info(
+                f"fine-tuning from {init.kind} {init.path}"
+                + (
+                    ""
+                    if init.has_critic
+                    else f"; critic alone for {self.config.actor_delay} updates"
+                )
+            )
         self.run = RunDirectory(self.settings["run_dir"] or default_run_dir(self.task.name))
         self.env_steps = 0
         self.episodes = 0
@@ -322,6 +349,19 @@ class DDPGControllerNode(TrainingEnd, Node):
 
     def checkpoint_state(self) -> dict:
         return {"env_steps": self.env_steps, "episodes": self.episodes}
+
+    def _init_source(self) -> InitSource | None:
+        """``init_from``: read it and set the fine-tuning config (also when resuming such a run,
+        whose parameters name it, so its config stays the one it started with)."""
+        if not self.settings["init_from"]:
+            return None
+        init = read_init_source(self.settings["init_from"])
+        if init.metadata is not None:
+            problems = self.task.policy_mismatches(init.metadata)
+            if problems:
+                raise ValueError(f"init_from: {init.path} is for another task: {problems[0]}")
+        self.config = fine_tuning_config(self.config, init, self.settings["init_critic_updates"])
+        return init
 
     def _resume(self) -> None:
         extra = self.run.load_agent(self.agent)

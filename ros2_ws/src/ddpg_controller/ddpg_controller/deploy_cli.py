@@ -57,6 +57,7 @@ def launch_parameters(spec: NodeSpec, args: argparse.Namespace) -> dict[str, obj
             "task_file": task_file,
             "mode": args.sim_mode,
             "seed": args.seed or 0,
+            "engine": args.engine,
         }
     return {"task": args.task, "task_file": task_file, "policy": str(Path(args.policy).resolve())}
 
@@ -116,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
         node_command(DEPLOY_NODE, config, deploy_parameters, args.namespace),
         log_dir / "deploy_node.log",
     )
-    print(f"[ddpg-deploy] task {task_name}, policy {args.policy}, sim {args.sim_mode}")
+    print(
+        f"[ddpg-deploy] task {task_name}, policy {args.policy}, sim {args.engine} {args.sim_mode}"
+    )
     print(f"[ddpg-deploy] ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID')}, logs in {log_dir}")
     driver = None
     code = 1
@@ -128,7 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         driver.trace.write("episode,stamp_ns,position,velocity,command\n")
         returns = driver.run(args.episodes, args.seed, args.timeout, (sim, deploy))
         for i, value in enumerate(returns):
-            print(f"[ddpg-deploy] episode {i}: return {value:.6f}")
+            distance = driver.final_distances[i] if driver.final_distances else None
+            reach = "" if distance is None else f", final end-effector distance {distance:.6f} m"
+            print(f"[ddpg-deploy] episode {i}: return {value:.6f}{reach}")
         print(f"[ddpg-deploy] mean return {float(np.mean(returns)):.6f} over {len(returns)}")
         code = 0
     except KeyboardInterrupt:
@@ -192,6 +197,7 @@ class DeployDriver:
         self.processes: tuple = ()  # NodeProcess objects that must stay alive
         self.trace = None  # file: one line per step (episode, stamp, position, velocity, command)
         self.episodes_done = 0
+        self.final_distances: list[float] = []  # reach tasks: end effector to goal, episode end
         self.joint_states_topic = f"{prefix}/joint_states"
         self.signal_topics = [f"{prefix}/{name}" for name in self.task.signal_names]
         for name, topic in zip(self.task.signal_names, self.signal_topics, strict=True):
@@ -351,6 +357,11 @@ class DeployDriver:
             previous = action
         if missing:
             print(f"[ddpg-deploy] {missing} states had no command (reward with zeros)")
+        signals = states[-1][1].signals
+        if "end_effector" in signals and "goal" in signals:
+            self.final_distances.append(
+                float(np.linalg.norm(signals["end_effector"] - signals["goal"]))
+            )
         if self.trace is not None:
             for (stamp, state), _ in itertools.pairwise(states):
                 command = self.commands.get(stamp, np.zeros(self.task.action_dim))

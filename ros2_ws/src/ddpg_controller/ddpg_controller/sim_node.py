@@ -1,4 +1,5 @@
-"""ROS 2 node ``sim``: the PyBullet robot (``ddpg_controller.sim.SimulatedRobot``) on ROS topics.
+"""ROS 2 node ``sim``: the simulated robot (``ddpg_controller.sim.make_robot``: PyBullet, or MuJoCo
+with ``engine:=mujoco``) on ROS topics; the topics and their semantics are the same for both.
 
 Interfaces (names relative to the node's namespace):
 
@@ -49,7 +50,7 @@ from ddpg_controller.ros_common import (
     spin_until_shutdown,
 )
 from ddpg_controller.ros_params import declare
-from ddpg_controller.sim.robot import SimulatedRobot
+from ddpg_controller.sim.engine import ENGINES, make_robot
 from ddpg_controller.tasks import RandomizationConfig, builtin_task_names, load_task
 
 MODES = ("lockstep", "realtime")
@@ -85,6 +86,13 @@ class SimNode(Node):
             read_only=True,
         )
         self.task = load_task(task_file or task_name)
+        self.engine = declare(
+            self,
+            "engine",
+            "pybullet",
+            f"physics engine of the simulated robot: {' | '.join(ENGINES)}",
+            read_only=True,
+        )
         self.mode = declare(self, "mode", "lockstep", "lockstep | realtime", read_only=True)
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
@@ -137,7 +145,7 @@ class SimNode(Node):
             action_delay_steps=int(rand["action_delay_steps"]),
         )
 
-        self.robot = SimulatedRobot(self.task, self.randomization)
+        self.robot = make_robot(self.task, self.randomization, self.engine)
         self._period_ns = round(self.task.control_period * 1e9)
         self._sim_steps = 0
         self._episode = -1
@@ -167,7 +175,8 @@ class SimNode(Node):
         else:
             self.create_timer(self.task.control_period, self._tick)
         self.get_logger().info(
-            f"task={self.task.name} mode={self.mode} commands={self.controller_name}/commands "
+            f"task={self.task.name} engine={self.engine} mode={self.mode} "
+            f"commands={self.controller_name}/commands "
             f"joints={self._joint_names} signals={list(self.task.signal_names)} "
             f"randomization={'on' if self.randomization.enabled else 'off'}"
         )

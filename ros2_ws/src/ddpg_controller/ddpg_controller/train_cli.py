@@ -86,10 +86,14 @@ def task_file_parameter(args: argparse.Namespace) -> str:
 
 
 def add_task_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--task``, ``--task-file`` and ``--list-tasks``, the same for train and deploy."""
+    """``--task``, ``--task-file``, ``--list-tasks`` and ``--engine``, the same for train and
+    deploy (the sim node checks the engine's name and says which exist)."""
     parser.add_argument("--task", default="pendulum", help="built-in task (see --list-tasks)")
     parser.add_argument("--task-file", type=Path, help="task spec file (YAML); replaces --task")
     parser.add_argument("--list-tasks", action="store_true", help="list the built-in tasks")
+    parser.add_argument(
+        "--engine", default="pybullet", help="physics engine of the sim node: pybullet | mujoco"
+    )
 
 
 def resolve_task(args: argparse.Namespace) -> tuple[str, Path]:
@@ -129,13 +133,14 @@ def launch_parameters(spec: NodeSpec, args: argparse.Namespace, run_dir: Path) -
     """The per-node parameters ``launch/train.launch.py`` sets from its arguments."""
     task_file = task_file_parameter(args)
     if spec == SIM_NODE:
-        return {"task": args.task, "task_file": task_file, "seed": args.seed}
+        return {"task": args.task, "task_file": task_file, "seed": args.seed, "engine": args.engine}
     return {
         "task": args.task,
         "task_file": task_file,
         "seed": args.seed,
         "run_dir": str(run_dir.resolve()),
         "use_sim_time": True,
+        "init_from": str(args.init_from.resolve()) if args.init_from else "",
     }
 
 
@@ -155,7 +160,7 @@ def fleet_parameters(
         }
     seed = args.seed + robot
     if spec == SIM_NODE:
-        return {**common, "seed": seed, "mode": args.sim_mode}
+        return {**common, "seed": seed, "mode": args.sim_mode, "engine": args.engine}
     return {**common, "seed": seed, "lockstep": lockstep}
 
 
@@ -169,6 +174,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--run-dir", type=Path, help="default: runs/<task>-s<seed>-<time>")
     parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    parser.add_argument(
+        "--init-from",
+        type=Path,
+        help="fine-tune: start from this policy.pt or checkpoints/last.pt of another run",
+    )
     parser.add_argument("--namespace", default="", help="ROS namespace of both nodes")
     parser.add_argument(
         "--robots",
@@ -196,6 +206,10 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"parameter file not found: {config}")
     if args.resume and args.run_dir is None:
         raise SystemExit("--resume needs --run-dir")
+    if args.init_from is not None and not args.init_from.is_file():
+        raise SystemExit(f"--init-from: {args.init_from} not found")
+    if args.init_from is not None and args.robots is not None:
+        raise SystemExit("--init-from is for single-robot training (the controller node)")
     run_dir = (
         args.run_dir or Path("runs") / f"{task_name}-s{args.seed}-{datetime.now():%m%d-%H%M%S}"
     )

@@ -39,6 +39,7 @@ def fleet(context: LaunchContext) -> list:
     seed = int(LaunchConfiguration("seed").perform(context))
     robots = int(LaunchConfiguration("robots").perform(context))
     sim_mode = LaunchConfiguration("sim_mode").perform(context)
+    engine = LaunchConfiguration("engine").perform(context)
     if robots < 1:
         raise RuntimeError(f"robots must be >= 1, got {robots}")
     nodes = []
@@ -51,7 +52,13 @@ def fleet(context: LaunchContext) -> list:
                 namespace=f"robot_{k}",
                 parameters=[
                     config,
-                    {"task": task, "task_file": task_file, "seed": seed + k, "mode": sim_mode},
+                    {
+                        "task": task,
+                        "task_file": task_file,
+                        "seed": seed + k,
+                        "mode": sim_mode,
+                        "engine": engine,
+                    },
                 ],
                 output="screen",
             )
@@ -120,6 +127,9 @@ def generate_launch_description() -> LaunchDescription:
                 default_value="realtime",
                 choices=["realtime", "lockstep"],
                 description="The simulators' mode",
+            ),
+            DeclareLaunchArgument(
+                "engine", default_value="pybullet", description="Physics engine: pybullet | mujoco"
             ),
             OpaqueFunction(function=fleet),
         ]

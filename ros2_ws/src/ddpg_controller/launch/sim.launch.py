@@ -1,6 +1,7 @@
-"""The PyBullet robot alone, with the interfaces of a ros2_control robot.
+"""The simulated robot alone, with the interfaces of a ros2_control robot.
 
     ros2 launch ddpg_controller sim.launch.py task:=arm_reach mode:=realtime
+    ros2 launch ddpg_controller sim.launch.py task:=panda_reach engine:=mujoco
 
 Publishes ``joint_states`` and the task's signals, takes ``<controller>/commands``, offers
 ``sim/reset``; in lockstep it also publishes ``/clock``.
@@ -31,6 +32,9 @@ def generate_launch_description() -> LaunchDescription:
                 "task_file", default_value="", description="Task spec file (replaces task)"
             ),
             DeclareLaunchArgument("seed", default_value="0", description="Episode seed"),
+            DeclareLaunchArgument(
+                "engine", default_value="pybullet", description="Physics engine: pybullet | mujoco"
+            ),
             DeclareLaunchArgument("namespace", default_value="", description="Robot namespace"),
             Node(
                 package="ddpg_controller",
@@ -44,6 +48,7 @@ def generate_launch_description() -> LaunchDescription:
                         "task_file": LaunchConfiguration("task_file"),
                         "mode": LaunchConfiguration("mode"),
                         "seed": LaunchConfiguration("seed"),
+                        "engine": LaunchConfiguration("engine"),
                     },
                 ],
                 output="screen",

@@ -1,7 +1,8 @@
-"""Train a DDPG policy through ROS 2: PyBullet sim node (lockstep) + DDPG controller node.
+"""Train a DDPG policy through ROS 2: sim node (lockstep) + DDPG controller node.
 
     ros2 launch ddpg_controller train.launch.py task:=pendulum seed:=0 run_dir:=runs/pendulum
     ros2 launch ddpg_controller train.launch.py task_file:=my_robot.yaml config:=my_params.yaml
+    ros2 launch ddpg_controller train.launch.py engine:=mujoco init_from:=runs/pendulum/policy.pt
 
 ``./run train`` starts the same two executables with the same parameter file and arguments
 (ddpg_controller/train_cli.py; tests/test_launch_agreement.py keeps them in agreement).
@@ -57,12 +58,28 @@ def generate_launch_description() -> LaunchDescription:
                 "use_sim_time", default_value="true", description="Controller on /clock"
             ),
             DeclareLaunchArgument("namespace", default_value="", description="Robot namespace"),
+            DeclareLaunchArgument(
+                "engine", default_value="pybullet", description="Physics engine: pybullet | mujoco"
+            ),
+            DeclareLaunchArgument(
+                "init_from",
+                default_value="",
+                description="Fine-tune from this policy.pt or checkpoint (empty: from scratch)",
+            ),
             Node(
                 package="ddpg_controller",
                 executable="sim_node",
                 name="sim",
                 namespace=namespace,
-                parameters=[config, {"task": task, "task_file": task_file, "seed": seed}],
+                parameters=[
+                    config,
+                    {
+                        "task": task,
+                        "task_file": task_file,
+                        "seed": seed,
+                        "engine": LaunchConfiguration("engine"),
+                    },
+                ],
                 output="screen",
             ),
             controller := Node(
@@ -78,6 +95,7 @@ def generate_launch_description() -> LaunchDescription:
                         "seed": seed,
                         "run_dir": LaunchConfiguration("run_dir"),
                         "use_sim_time": LaunchConfiguration("use_sim_time"),
+                        "init_from": LaunchConfiguration("init_from"),
                     },
                 ],
                 output="screen",

@@ -1,10 +1,10 @@
-"""Gymnasium envs over :class:`~ddpg_controller.sim.robot.SimulatedRobot` and a task spec.
+"""Gymnasium envs over a simulated robot (``ddpg_controller.sim.engine``) and a task spec.
 
 Registered ids (on import of ``ddpg_controller.sim``): one per built-in task,
 ``ddpg_controller/<CamelName>-v0`` (``ENV_IDS``: ``Pendulum-v0``, ``Reacher-v0``, ``ArmReach-v0``,
 ``PandaReach-v0``, ...). Any spec file runs as ``RobotEnv("my_robot.yaml")`` or
 ``gymnasium.make(<any id>, task="my_robot.yaml")``; extra kwargs
-(``randomization=RandomizationConfig(...)``) go to :class:`RobotEnv`.
+(``randomization=RandomizationConfig(...)``, ``engine="mujoco"``) go to :class:`RobotEnv`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from gymnasium import spaces
 
 from ddpg_controller.tasks import RandomizationConfig, Task, builtin_task_names, load_task
 
-from .robot import SimulatedRobot
+from .engine import make_robot
 
 __all__ = ["ENV_IDS", "RobotEnv", "register_envs"]
 
@@ -29,9 +29,10 @@ ENV_IDS: dict[str, str] = {
 
 class RobotEnv(gymnasium.Env):
     """obs = task.observation, reward = task.reward, terminated = task.terminated; truncated after
-    ``task.max_episode_steps`` steps. Actions are the policy's (``Box(action_low, action_high)``:
-    joint units, or position offsets in delta mode); ``task.command`` turns them into the joint
-    command the robot receives, which the robot clips to its limits (actuator saturation)."""
+    ``task.max_episode_steps`` steps; ``engine`` (``pybullet`` or ``mujoco``) simulates the robot.
+    Actions are the policy's (``Box(action_low, action_high)``: joint units, or position offsets
+    in delta mode); ``task.command`` turns them into the joint command the robot receives, which
+    the robot clips to its limits (actuator saturation)."""
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium's convention)
 
@@ -40,11 +41,12 @@ class RobotEnv(gymnasium.Env):
         task: str | Task = "pendulum",
         randomization: RandomizationConfig | None = None,
         render_mode: str | None = None,
+        engine: str = "pybullet",
     ) -> None:
         if render_mode is not None:
             raise ValueError("RobotEnv does not render")
         self.task: Task = load_task(task) if isinstance(task, str) else task
-        self.robot = SimulatedRobot(self.task, randomization)
+        self.robot = make_robot(self.task, randomization, engine)
         self.action_space = spaces.Box(
             low=self.task.action_low.astype(np.float32),
             high=self.task.action_high.astype(np.float32),

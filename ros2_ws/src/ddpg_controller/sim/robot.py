@@ -20,16 +20,10 @@ import pybullet
 
 from ddpg_controller.tasks import RandomizationConfig, RobotState, Task, load_task
 
+from .engine import GRAVITY, checked_command
+from .engine import sample_range as _sample
+
 __all__ = ["SimulatedRobot"]
-
-GRAVITY = 9.81
-
-
-def _sample(rng: np.random.Generator, bounds: tuple[float, float], n: int) -> np.ndarray:
-    lo, hi = bounds
-    if lo == hi:
-        return np.full(n, lo)
-    return rng.uniform(lo, hi, size=n)
 
 
 class SimulatedRobot:
@@ -123,13 +117,7 @@ class SimulatedRobot:
         if self._state is None:
             raise RuntimeError("call reset() first")
         task = self.task
-        a = np.asarray(command, dtype=np.float64).reshape(-1)
-        if a.shape != (task.action_dim,):
-            raise ValueError(f"command must have {task.action_dim} values, got {a.shape}")
-        if not np.all(np.isfinite(a)):
-            raise ValueError(f"command must be finite, got {a}")
-        a = np.clip(a, task.command_low, task.command_high)
-        self._delay.append(a)
+        self._delay.append(checked_command(task, command))
         delayed = self._delay.popleft()
         cid, body, joints = self.physics_client, self._body, self._joints
         interface = task.command_interface

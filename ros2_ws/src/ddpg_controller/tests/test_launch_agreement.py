@@ -79,6 +79,8 @@ def test_train_launch_arguments_match_cli_options() -> None:
         "run_dir",
         "use_sim_time",
         "namespace",
+        "engine",
+        "init_from",
     }
     options = vars(parse_args([]))
     # use_sim_time is always on in the CLI (it trains in lockstep only).

@@ -35,6 +35,7 @@ PROVIDERS = {
     "pybullet": "python3-pybullet-pip",
     "pybullet_data": "python3-pybullet-pip",
     "gymnasium": "python3-gymnasium-pip",
+    "mujoco": "python3-mujoco-pip",
 }
 # Needed at run time without an import statement of ours: torch.utils.tensorboard imports it.
 INDIRECT = {"python3-tensorboard-pip"}

@@ -1,7 +1,8 @@
 """The ROS 2 sim node in its own process, driven over DDS from this test process.
 
 Parity: the same seed and actions through the node in lockstep give exactly the gymnasium env's
-observations and rewards (both wrap SimulatedRobot), across resets and a reseed.
+observations and rewards (both wrap the same engine's robot), across resets and a reseed, with
+PyBullet and with MuJoCo (``engine:=mujoco``).
 """
 
 from __future__ import annotations
@@ -132,13 +133,18 @@ def start_sim(spawn, *params: str):
     return spawn(*args)
 
 
-@pytest.mark.parametrize("task_name", ["pendulum", "arm_reach"])
-def test_lockstep_parity_with_gym_env(task_name, spawn, ros):
+@pytest.mark.parametrize(
+    ("task_name", "engine"),
+    [("pendulum", "pybullet"), ("arm_reach", "pybullet"), ("reacher", "mujoco")],
+)
+def test_lockstep_parity_with_gym_env(task_name, engine, spawn, ros):
     seed, reseed = 7, 13
-    process = start_sim(spawn, f"task:={task_name}", f"seed:={seed}", "mode:=lockstep")
+    process = start_sim(
+        spawn, f"task:={task_name}", f"seed:={seed}", "mode:=lockstep", f"engine:={engine}"
+    )
     client = SimClient(ros, task_name)
     task = client.task
-    env = RobotEnv(task_name)
+    env = RobotEnv(task_name, engine=engine)
     try:
         first = client.wait_ready(process)
         # The start-up reset is stamped one period into sim time and re-published (same stamp)
@@ -248,3 +254,6 @@ def test_bad_task_parameter_exits(spawn):
     process = start_sim(spawn, "task:=nope")
     assert process.wait(STARTUP_TIMEOUT) != 0
     assert "known tasks" in process.output(), process.output()
+    process = start_sim(spawn, "engine:=ode")
+    assert process.wait(STARTUP_TIMEOUT) == 2
+    assert "sim_node: engine must be one of pybullet, mujoco, got 'ode'" in process.output()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import math
+import xml.etree.ElementTree as ElementTree
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from functools import cached_property
@@ -35,7 +36,7 @@ from .terms import (
     reward_value,
     upright_angle,
 )
-from .urdf import RobotDescription, TaskSpecError, load_urdf, parse_urdf
+from .urdf import RobotDescription, TaskSpecError, load_urdf, parse_urdf, resolve_uri
 
 __all__ = [
     "BUILTIN_DIR",
@@ -69,6 +70,7 @@ TOP_KEYS = (
 ROBOT_KEYS = (
     "urdf",
     "robot_description",
+    "mjcf",
     "base",
     "joints",
     "end_effector_link",
@@ -340,6 +342,7 @@ class Task:
     initial_position_noise: np.ndarray
     initial_velocity_noise: np.ndarray
     randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
+    mjcf: Path | None = None  # the user's MuJoCo model of the robot (robot.mjcf), if any
 
     # ---- interface (computed once: the control loop reads them every state) --------------------
     @property
@@ -605,6 +608,7 @@ def task_from_dict(
         robot.fail(f"must be a non-empty list of joint names, got {joints!r}", "joints")
     if len(set(joints)) != len(joints):
         robot.fail(f"lists a joint twice: {joints}", "joints")
+    mjcf = _mjcf(robot, spec_dir, joints)
     n = len(joints)
     command = top.section("command", required=True)
     command.only("interface", "controller", "action", "delta_scale", "action_bound", "gains")
@@ -675,7 +679,7 @@ def task_from_dict(
     resolved = copy.deepcopy(dict(data))
     resolved["name"] = name
     resolved_robot = dict(resolved["robot"])
-    for key in ("urdf", "robot_description"):
+    for key in ("urdf", "robot_description", "mjcf"):
         resolved_robot.pop(key, None)
     resolved_robot["limits"] = {key: limits[key].tolist() for key in LIMIT_KEYS}
     resolved["robot"] = resolved_robot
@@ -717,6 +721,7 @@ def task_from_dict(
         initial_position_noise=position_noise,
         initial_velocity_noise=velocity_noise,
         randomization=randomization,
+        mjcf=mjcf,
     )
 
 
@@ -730,6 +735,35 @@ def _robot_description(robot: _Section, spec_dir: Path | None) -> RobotDescripti
     if text is not None:
         return parse_urdf(text, robot.where("robot_description"), None)
     return None
+
+
+def _mjcf(robot: _Section, spec_dir: Path | None, joints: list[str]) -> Path | None:
+    """``robot.mjcf``: a MuJoCo model of the robot (e.g. from MuJoCo Menagerie) for the MuJoCo
+    engine, resolved as ``robot.urdf`` is; every joint of the spec must be a joint of it."""
+    uri = robot.text("mjcf")
+    if uri is None:
+        return None
+    where = robot.where("mjcf")
+    path = resolve_uri(uri, spec_dir or Path.cwd(), where)
+    names = _mjcf_joint_names(path, where)
+    missing = [j for j in joints if j not in names]
+    if missing:
+        robot.fail(f"joints {missing} are not in {path} (its joints: {sorted(names)})", "mjcf")
+    return path
+
+
+def _mjcf_joint_names(path: Path, where: str) -> set[str]:
+    """The named joints of an MJCF file and the files it ``<include>``s (relative to it)."""
+    try:
+        root = ElementTree.parse(path).getroot()
+    except (OSError, ElementTree.ParseError) as exc:
+        raise TaskSpecError(f"{where}: cannot read the MuJoCo model {path}: {exc}") from None
+    if root.tag != "mujoco":
+        raise TaskSpecError(f"{where}: {path} is not MJCF (root <{root.tag}>, not <mujoco>)")
+    names = {j.get("name") for j in root.iter("joint") if j.get("name")}
+    for include in root.iter("include"):
+        names |= _mjcf_joint_names(path.parent / include.get("file", ""), where)
+    return names
 
 
 def _urdf_joints(urdf: RobotDescription, joints: Sequence[str]) -> list:

@@ -1,0 +1,82 @@
+"""The engine-blind face of a simulated robot: what the sim node and the gym envs call.
+
+Two physics engines play the robot: PyBullet (:class:`~ddpg_controller.sim.robot.SimulatedRobot`,
+the training simulator) and MuJoCo (:class:`~ddpg_controller.sim.mujoco_robot.MujocoRobot`, the
+second engine that stands in for a real robot in the sim-to-sim transfer check). Both are built
+from the same task spec and answer the same calls, so everything above them (task spec,
+controller, deploy, fleet) never knows which one runs. Each engine is imported only when chosen:
+a PyBullet-only install runs without MuJoCo and the other way round.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from ddpg_controller.tasks import RandomizationConfig, RobotState, Task
+
+__all__ = ["ENGINES", "GRAVITY", "EngineRobot", "checked_command", "make_robot", "sample_range"]
+
+ENGINES = ("pybullet", "mujoco")
+GRAVITY = 9.81  # m/s², along −z in both engines
+
+
+class EngineRobot(Protocol):
+    """A task's robot in one physics engine. ``reset(seed)`` starts an episode (a seed reseeds
+    the RNG, ``None`` continues it); ``step(command)`` applies a joint command (task joint order,
+    the task's interface) for one control period; ``applied_effort`` is what the actuators did."""
+
+    task: Task
+    applied_effort: np.ndarray
+    episode_steps: int
+
+    @property
+    def rng(self) -> np.random.Generator: ...
+
+    @property
+    def state(self) -> RobotState: ...
+
+    def reset(self, seed: int | None = None) -> RobotState: ...
+
+    def set_joint_state(self, position, velocity) -> RobotState: ...
+
+    def step(self, command) -> RobotState: ...
+
+    def close(self) -> None: ...
+
+
+def make_robot(
+    task: Task | str, randomization: RandomizationConfig | None = None, engine: str = "pybullet"
+) -> EngineRobot:
+    """The task's robot in ``engine`` (one of :data:`ENGINES`); ValueError naming the choices
+    for any other."""
+    if engine == "pybullet":
+        from .robot import SimulatedRobot
+
+        return SimulatedRobot(task, randomization)
+    if engine == "mujoco":
+        from .mujoco_robot import MujocoRobot
+
+        return MujocoRobot(task, randomization)
+    raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+
+
+def sample_range(rng: np.random.Generator, bounds: tuple[float, float], n: int) -> np.ndarray:
+    """``n`` uniform draws in ``bounds``; a constant range draws nothing from the RNG (so domain
+    randomisation that is off leaves every episode as without it)."""
+    lo, hi = bounds
+    if lo == hi:
+        return np.full(n, lo)
+    return rng.uniform(lo, hi, size=n)
+
+
+def checked_command(task: Task, command) -> np.ndarray:
+    """``command`` as the robot takes it: one finite value per joint (ValueError otherwise),
+    clipped to the task's command bounds (actuator saturation)."""
+    a = np.asarray(command, dtype=np.float64).reshape(-1)
+    if a.shape != (task.action_dim,):
+        raise ValueError(f"command must have {task.action_dim} values, got {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"command must be finite, got {a}")
+    return np.clip(a, task.command_low, task.command_high)

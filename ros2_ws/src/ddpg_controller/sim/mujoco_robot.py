@@ -1,0 +1,287 @@
+"""The MuJoCo world: a task's robot in a second physics engine, the stand-in for a real robot.
+
+A policy trained in PyBullet meets different physics here (another solver, integrator, actuator
+model), as it would on hardware, while the task, the topics and the semantics stay the same
+(``ddpg_controller.sim.engine``). The model is the task's URDF compiled by MuJoCo (mesh paths as
+the spec loader resolved them, fixed-joint links kept as bodies so every link of the spec is a
+frame), or the user's own MJCF (``robot.mjcf``). MuJoCo's URDF compiler adds no actuators; one is
+added per joint of the spec, as its command interface says:
+
+- effort: a motor, the torque (× the randomised actuator gain) clipped to the effort limit;
+- velocity: a velocity servo (force = kv (q̇* − q̇)) limited to the effort limit;
+- position: a PD servo (force = kp (q* − q) + kv (v* − q̇)) limited to the effort limit, whose set
+  point q* moves toward the command at v*, no faster than the joint's velocity limit.
+
+Servo gains come from each joint's inertia at the home pose (diagonal of the joint-space inertia
+matrix): a critically damped servo with a natural frequency of π / control_period, so it settles
+within about one control period (PyBullet's motors are stiff constraints instead). Joints of the
+model that the spec does not list get no actuator: they are passive. Contacts are off for a model
+built from a URDF (PyBullet's world has neither a floor nor self-collision); a user's MJCF keeps
+its own. Joint damping and Coulomb friction are MuJoCo's own (``dof_damping``,
+``dof_frictionloss``); the integrator is ``implicitfast`` so that stiff servos stay stable.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import deque
+
+import mujoco
+import numpy as np
+
+from ddpg_controller.tasks import RandomizationConfig, RobotState, Task, TaskSpecError, load_task
+
+from .engine import GRAVITY, checked_command, sample_range
+
+__all__ = ["MujocoRobot"]
+
+# URDF compiler options: keep fixed-joint links as bodies (frames of the spec), drop visuals.
+_URDF_COMPILER = '<mujoco><compiler fusestatic="false" discardvisual="true"/></mujoco>'
+
+
+class MujocoRobot:
+    """A task's robot in its own MuJoCo model and data; the API of
+    :class:`~ddpg_controller.sim.engine.EngineRobot`. ``reset`` restores the nominal model and
+    draws the domain randomisation, the initial state and the goal in the PyBullet robot's order,
+    so the same seed starts the same episode in both engines when randomisation is off."""
+
+    def __init__(self, task: Task | str, randomization: RandomizationConfig | None = None) -> None:
+        self.task: Task = load_task(task) if isinstance(task, str) else task
+        self.randomization = randomization if randomization is not None else self.task.randomization
+        self.model = self._compile()
+        self.data = mujoco.MjData(self.model)
+        m, task = self.model, self.task
+        self._qpos = np.array([m.jnt_qposadr[m.joint(j).id] for j in task.joint_names])
+        self._dofs = np.array([m.jnt_dofadr[m.joint(j).id] for j in task.joint_names])
+        self._bodies = {m.body(i).name: i for i in range(m.nbody)}
+        for link in filter(None, (task.end_effector_link, task.upright_link)):
+            self._body(link)  # a missing frame fails here, not mid-episode
+        self._set_servo_gains()
+        # The nominal model, restored before each reset's randomisation.
+        self._nominal = {
+            name: getattr(m, name).copy()
+            for name in ("body_mass", "body_inertia", "dof_damping", "dof_frictionloss")
+        }
+        self._rng: np.random.Generator | None = None
+        self._goal: np.ndarray | None = None
+        self._gain = np.ones(task.action_dim)
+        self._target = np.zeros(task.action_dim)  # position servo set point
+        self._delay: deque[np.ndarray] = deque()
+        self._state: RobotState | None = None
+        self.applied_effort = np.zeros(task.action_dim)
+        self.episode_steps = 0
+
+    # ---- public API ------------------------------------------------------------------------------
+    @property
+    def rng(self) -> np.random.Generator:
+        if self._rng is None:
+            raise RuntimeError("call reset() first")
+        return self._rng
+
+    @property
+    def state(self) -> RobotState:
+        if self._state is None:
+            raise RuntimeError("call reset() first")
+        return self._state
+
+    def reset(self, seed: int | None = None) -> RobotState:
+        if seed is not None or self._rng is None:
+            self._rng = np.random.default_rng(seed)
+        rng = self._rng
+        mujoco.mj_resetData(self.model, self.data)
+        mujoco.mj_kinematics(self.model, self.data)  # link frames at the zero pose, as PyBullet's
+        self._randomize(rng)
+        q, qd = self.task.sample_initial_joints(rng)
+        self._goal = self._sample_goal(rng)
+        self._write_joints(q, qd)
+        position = self.task.command_interface == "position"
+        hold = np.asarray(q, dtype=np.float64) if position else np.zeros(self.task.action_dim)
+        self._target = hold.copy()
+        self.data.ctrl[:] = hold
+        self._delay = deque(hold.copy() for _ in range(self.randomization.action_delay_steps))
+        self.applied_effort = np.zeros(self.task.action_dim)
+        self.episode_steps = 0
+        self._state = self._measure(rng)
+        return self._state
+
+    def set_joint_state(self, position, velocity) -> RobotState:
+        """Put the joints in a given state (tests, scripted starts); the goal is unchanged."""
+        if self._state is None:
+            raise RuntimeError("call reset() first")
+        self._write_joints(position, velocity)
+        if self.task.command_interface == "position":
+            self._target = np.asarray(position, dtype=np.float64).copy()
+        self._state = self._measure(self._rng)
+        return self._state
+
+    def step(self, command) -> RobotState:
+        """Apply ``command`` (joint units, task joint order, the task's interface) for one
+        control period."""
+        if self._state is None:
+            raise RuntimeError("call reset() first")
+        task, m, d = self.task, self.model, self.data
+        self._delay.append(checked_command(task, command))
+        delayed = self._delay.popleft()
+        interface = task.command_interface
+        if interface != "position":
+            d.ctrl[:] = self._gain * delayed
+        dt = m.opt.timestep
+        max_move = task.velocity_limit * dt
+        for _ in range(task.sim_substeps):
+            if interface == "position":
+                move = np.clip(delayed - self._target, -max_move, max_move)
+                self._target += move
+                # kp (ctrl − q) − kv q̇ with ctrl = q* + (kv / kp) v*: the servo's damping acts on
+                # the velocity error, so the joint follows the set point's speed, not beyond it.
+                d.ctrl[:] = self._target + self._lead * move / dt
+            mujoco.mj_step(m, d)
+        self.applied_effort = d.actuator_force.copy()
+        self.episode_steps += 1
+        every = task.goal.resample_every_steps if task.goal is not None else 0
+        if every and self.episode_steps % every == 0:
+            self._goal = self._sample_goal(self._rng)
+        self._state = self._measure(self._rng)
+        return self._state
+
+    def close(self) -> None:
+        """Nothing to release (MuJoCo's model and data are freed with the object)."""
+
+    def __enter__(self) -> MujocoRobot:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---- building the model ----------------------------------------------------------------------
+    def _compile(self) -> mujoco.MjModel:
+        task = self.task
+        if task.mjcf is not None:
+            source = str(task.mjcf)
+            spec = mujoco.MjSpec.from_file(source)
+            for actuator in list(spec.actuators):  # the spec's command interface decides
+                spec.delete(actuator)
+        elif task.urdf is not None:
+            source = task.urdf.source
+            text = re.sub(
+                r"(<robot\b[^>]*>)", r"\1" + _URDF_COMPILER, task.urdf.resolved_text, count=1
+            )
+            spec = mujoco.MjSpec.from_string(text)
+        else:
+            raise TaskSpecError(f"{task.source}: the MuJoCo robot needs robot.urdf or robot.mjcf")
+        if not task.fixed_base:
+            spec.worldbody.first_body().add_freejoint()
+        for joint in task.joint_names:
+            actuator = spec.add_actuator()
+            actuator.name = f"{joint}_{task.command_interface}"
+            actuator.target = joint
+            actuator.trntype = mujoco.mjtTrn.mjTRN_JOINT
+        try:
+            model = spec.compile()
+        except ValueError as exc:  # MuJoCo's compiler errors
+            message = " ".join(str(exc).split())
+            raise TaskSpecError(f"{source}: MuJoCo cannot compile it: {message}") from None
+        model.opt.timestep = task.control_period / task.sim_substeps
+        model.opt.gravity[:] = (0.0, 0.0, -GRAVITY)
+        model.opt.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
+        if task.mjcf is None:
+            model.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_CONTACT
+        return model
+
+    def _set_servo_gains(self) -> None:
+        """Motor (effort) or servo (velocity, position) parameters of the spec's actuators."""
+        task, m = self.task, self.model
+        data = mujoco.MjData(m)
+        data.qpos[self._qpos] = task.initial_position
+        mujoco.mj_forward(m, data)
+        inertia = np.zeros(m.nv)  # diagonal of M (mj_mulM: the same call in MuJoCo 3 and 4)
+        unit, column = np.zeros(m.nv), np.zeros(m.nv)
+        for dof in self._dofs:
+            unit[:] = 0.0
+            unit[dof] = 1.0
+            mujoco.mj_mulM(m, data, column, unit)
+            inertia[dof] = column[dof]
+        omega = math.pi / task.control_period
+        self._lead = 2.0 / omega  # kv / kp of the position servo
+        for i, dof in enumerate(self._dofs):
+            m.actuator_gainprm[i, :] = 0.0
+            m.actuator_biasprm[i, :] = 0.0
+            m.actuator_ctrllimited[i] = 0  # the command is clipped before it gets here
+            m.actuator_gear[i, :] = 0.0
+            m.actuator_gear[i, 0] = 1.0
+            # Effort: gain × torque, unclipped after the gain as in PyBullet; servos: the limit.
+            m.actuator_forcelimited[i] = int(task.command_interface != "effort")
+            m.actuator_forcerange[i] = (-task.effort_limit[i], task.effort_limit[i])
+            kp = inertia[dof] * omega * omega
+            kv = 2.0 * inertia[dof] * omega
+            if task.command_interface == "effort":
+                m.actuator_gainprm[i, 0] = 1.0
+            elif task.command_interface == "velocity":
+                m.actuator_gainprm[i, 0] = kv
+                m.actuator_biasprm[i, 2] = -kv
+            else:
+                m.actuator_gainprm[i, 0] = kp
+                m.actuator_biasprm[i, 1] = -kp
+                m.actuator_biasprm[i, 2] = -kv
+            m.actuator_biastype[i] = mujoco.mjtBias.mjBIAS_AFFINE
+            m.actuator_gaintype[i] = mujoco.mjtGain.mjGAIN_FIXED
+            m.actuator_dyntype[i] = mujoco.mjtDyn.mjDYN_NONE
+
+    def _randomize(self, rng: np.random.Generator) -> None:
+        """Nominal model, then the spec's randomisation: mass and inertia per body (the URDF's
+        links), damping and friction per joint, actuator gain (effort and velocity)."""
+        m, task, cfg = self.model, self.task, self.randomization
+        for name, value in self._nominal.items():
+            getattr(m, name)[:] = value
+        n = task.action_dim
+        scales = sample_range(rng, cfg.mass_scale, m.nbody - 1)
+        if cfg.mass_scale != (1.0, 1.0):
+            m.body_mass[1:] *= scales
+            m.body_inertia[1:] *= scales[:, None]
+        m.dof_damping[self._dofs] = task.joint_damping + sample_range(rng, cfg.joint_damping, n)
+        friction = task.joint_friction + sample_range(rng, cfg.joint_friction, n)
+        m.dof_frictionloss[self._dofs] = friction
+        self._gain = sample_range(rng, cfg.actuator_gain, n)
+
+    # ---- state -----------------------------------------------------------------------------------
+    def _write_joints(self, position, velocity) -> None:
+        self.data.qpos[self._qpos] = np.asarray(position, dtype=np.float64)
+        self.data.qvel[self._dofs] = np.asarray(velocity, dtype=np.float64)
+        mujoco.mj_forward(self.model, self.data)
+
+    def _body(self, link: str) -> int:
+        """The body of a link (every URDF link is one: fusestatic is off); one line naming the
+        model otherwise."""
+        if link in self._bodies:
+            return self._bodies[link]
+        source = self.task.mjcf or self.task.urdf.source
+        raise TaskSpecError(f"{source}: link {link!r} is no body of the MuJoCo model")
+
+    def _sample_goal(self, rng: np.random.Generator) -> np.ndarray | None:
+        goal = self.task.sample_goal(rng)
+        if goal is None:
+            return None
+        goal = np.asarray(goal, dtype=np.float64).copy()
+        frame = self.task.goal.frame
+        if frame == "world":
+            return goal
+        body = self._body(frame)
+        return self.data.xpos[body] + self.data.xmat[body].reshape(3, 3) @ goal
+
+    def _measure(self, rng: np.random.Generator | None) -> RobotState:
+        d = self.data
+        pos = d.qpos[self._qpos].copy()
+        vel = d.qvel[self._dofs].copy()
+        std = self.randomization.observation_noise_std
+        if std > 0.0 and rng is not None:
+            pos = pos + rng.normal(0.0, std, size=pos.shape)
+            vel = vel + rng.normal(0.0, std, size=vel.shape)
+        signals: dict[str, np.ndarray] = {}
+        for name in self.task.signal_names:
+            if name == "goal":
+                signals[name] = np.array(self._goal, dtype=np.float64)
+            elif name == "end_effector":
+                signals[name] = d.xpos[self._body(self.task.end_effector_link)].copy()
+            else:  # upright_axis: the link's z axis in the world frame
+                signals[name] = d.xmat[self._body(self.task.upright_link)].reshape(3, 3)[:, 2]
+        return RobotState(position=pos, velocity=vel, signals=signals)
