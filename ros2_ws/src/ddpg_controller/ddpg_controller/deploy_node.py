@@ -256,7 +256,9 @@ class DeployNode(LifecycleNode):
         self.task, self.policy = task, policy
         self.previous_action = np.zeros(task.action_dim)
         self.safety = SafetyLayer(config)
-        self.assembler = StateAssembler(task.signal_names, self.settings["exact_signal_stamps"])
+        self.assembler = StateAssembler(
+            task.signal_names, self.settings["exact_signal_stamps"], driven_joints=task.action_dim
+        )
         controller = self.settings["controller_name"] or task.controller_name
         self.command_topic = f"{controller}/commands"
         self.command_publisher = self.create_lifecycle_publisher(
@@ -322,7 +324,7 @@ class DeployNode(LifecycleNode):
     def _on_joint_states(self, msg: JointState) -> None:
         received = time.perf_counter()
         try:
-            position, velocity = joint_state_by_name(msg, self.task.joint_names)
+            position, velocity = joint_state_by_name(msg, self.task.sensed_joint_names)
         except (KeyError, ValueError) as error:
             text = error.args[0] if error.args else str(error)
             self.joint_error = f"joint_states does not fit the policy: {text}"
@@ -348,6 +350,8 @@ class DeployNode(LifecycleNode):
         verdict, reason = safety.check_state(
             stamp_ns,
             *state.signals.values(),
+            state.passive_position,
+            state.passive_velocity,
             now=self._now(),
             position=state.position,
             velocity=state.velocity,
