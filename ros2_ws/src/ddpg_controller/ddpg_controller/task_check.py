@@ -10,7 +10,10 @@ to PyBullet, inertia PyBullet will zero, a solved threshold an untrained policy 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from ddpg_controller.tasks import Task, TaskSpecError, load_task
@@ -79,17 +82,11 @@ def describe(task: Task) -> list[str]:
         f"command: {task.controller_name}/commands (std_msgs/Float64MultiArray), "
         f"{task.action_dim} values in the order of robot.joints, {task.command_interface}"
     )
-    low, high = task.action_low.tolist(), task.action_high.tolist()
-    if task.action_mode == "delta":
-        lines.append(
-            f"  action a in [{_fmt(low)}, {_fmt(high)}] -> command = measured position + a, "
-            f"clipped to [{_fmt(task.command_low)}, {_fmt(task.command_high)}]"
-        )
-    else:
-        lines.append(
-            f"  action a in [{_fmt(low)}, {_fmt(high)}] -> command = a, clipped to "
-            f"[{_fmt(task.command_low)}, {_fmt(task.command_high)}]"
-        )
+    mapping = "measured position + a" if task.action_mode == "delta" else "a"
+    lines.append(
+        f"  action a in {_fmt(task.action_low)}..{_fmt(task.action_high)} ({task.action_mode}) "
+        f"-> command = {mapping}, clipped to {_fmt(task.command_low)}..{_fmt(task.command_high)}"
+    )
     goal = task.goal
     if goal is None:
         lines.append("goal: none")
@@ -103,7 +100,12 @@ def describe(task: Task) -> list[str]:
             f"goal: box low {_fmt(goal.low)} high {_fmt(goal.high)} in frame {goal.frame!r}, "
             f"{_every(goal.resample_every_steps, task)}; end effector {task.end_effector_link!r}"
         )
-    lines.append("reward: " + " + ".join(f"{t.weight:g}·{t.term}" for t in task.reward_terms))
+    sensed = task.sensed_joint_names
+    terms = [
+        f"{t.weight:g}·{t.term}" + ("" if t.joints is None else str([sensed[i] for i in t.joints]))
+        for t in task.reward_terms
+    ]
+    lines.append("reward: " + " + ".join(terms))
     ends = [f"{task.max_episode_steps} steps"]
     if task.terminate_on_joint_limits:
         ends.append("a driven joint beyond its position limits")
@@ -130,6 +132,23 @@ def _every(steps: int, task: Task) -> str:
     return f"resampled every {steps * task.control_period:g} s"
 
 
+@contextlib.contextmanager
+def _c_output_silenced() -> Iterator[None]:
+    """File descriptors 1 and 2 to /dev/null: what C code prints, Python's print does not reach."""
+    sys.stdout.flush()
+    saved = [os.dup(1), os.dup(2)]
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, null):
+            os.close(fd)
+
+
 def check_task(spec: str | Path) -> int:
     """Print the resolved task, its untrained returns and warnings; 0 when it loads, 1 when not."""
     try:
@@ -138,9 +157,10 @@ def check_task(spec: str | Path) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print("\n".join(describe(task)))
-    from ddpg_controller.sim.envs import untrained_returns  # the simulator: training side only
+    with _c_output_silenced():  # PyBullet's own lines (its inertia warning, once per reset)
+        from ddpg_controller.sim.envs import untrained_returns  # the simulator: training only
 
-    returns = untrained_returns(task, BASELINE_EPISODES)
+        returns = untrained_returns(task, BASELINE_EPISODES)
     print(
         f"solved_threshold: {task.solved_threshold:g}; untrained returns (mean of "
         f"{BASELINE_EPISODES} episodes): zero action {returns['zero']:.1f}, uniform random "
