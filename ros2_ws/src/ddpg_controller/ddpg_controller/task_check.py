@@ -133,7 +133,7 @@ def _every(steps: int, task: Task) -> str:
 
 
 @contextlib.contextmanager
-def _c_output_silenced() -> Iterator[None]:
+def c_output_silenced() -> Iterator[None]:
     """File descriptors 1 and 2 to /dev/null: what C code prints, Python's print does not reach."""
     sys.stdout.flush()
     saved = [os.dup(1), os.dup(2)]
@@ -157,7 +157,7 @@ def check_task(spec: str | Path) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print("\n".join(describe(task)))
-    with _c_output_silenced():  # PyBullet's own lines (its inertia warning, once per reset)
+    with c_output_silenced():  # PyBullet's own lines (its inertia warning, once per reset)
         from ddpg_controller.sim.envs import untrained_returns  # the simulator: training only
 
         returns = untrained_returns(task, BASELINE_EPISODES)

@@ -122,10 +122,12 @@ def resolve_task(args: argparse.Namespace, spec: str | None = None) -> tuple[Tas
 def baseline_returns(task: Task) -> dict[str, float]:
     """The untrained returns (zero and random actions) a solved threshold must be above; a
     warning when it is not."""
-    from ddpg_controller.sim.envs import untrained_returns
-    from ddpg_controller.task_check import BASELINE_EPISODES, threshold_warning
+    from ddpg_controller.task_check import BASELINE_EPISODES, c_output_silenced, threshold_warning
 
-    returns = untrained_returns(task, BASELINE_EPISODES)
+    with c_output_silenced():  # PyBullet's own lines
+        from ddpg_controller.sim.envs import untrained_returns
+
+        returns = untrained_returns(task, BASELINE_EPISODES)
     warning = threshold_warning(task, returns)
     if warning is not None:
         print(f"[ddpg-train] warning: {warning}", file=sys.stderr)
