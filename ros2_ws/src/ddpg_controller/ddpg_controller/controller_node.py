@@ -267,7 +267,10 @@ class DDPGControllerNode(TrainingEnd, Node):
             self.env_steps += 1
             if self.settings["training"]:
                 self.agent.observe(last.observation, last.action, reward, observation, terminated)
-        if terminated or self.episode_step >= self.task.max_episode_steps:
+        # Training stops at exactly total_steps: the episode is cut there (a time limit, not a
+        # termination) and the final evaluation follows.
+        budget_spent = not self.evaluating and self.env_steps >= self.schedule.total_steps
+        if terminated or self.episode_step >= self.task.max_episode_steps or budget_spent:
             self.last = None
             self._end_episode()
             return True

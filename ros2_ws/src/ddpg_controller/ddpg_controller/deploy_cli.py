@@ -53,19 +53,39 @@ def launch_parameters(spec: NodeSpec, args: argparse.Namespace) -> dict[str, obj
     task_file = task_file_parameter(args)
     if spec == SIM_NODE:
         return {
-            "task": args.task,
+            "task": args.task or args.policy_task or "pendulum",
             "task_file": task_file,
             "mode": args.sim_mode,
             "seed": args.seed or 0,
             "engine": args.engine,
         }
-    return {"task": args.task, "task_file": task_file, "policy": str(Path(args.policy).resolve())}
+    policy = str(Path(args.policy).resolve())
+    return {"task": args.task or "", "task_file": task_file, "policy": policy}
+
+
+def policy_task(policy: Path) -> str:
+    """The built-in task a policy was trained on (``--task`` left out): the deploy node then runs
+    the spec the policy carries, and the stand-in simulator that built-in task."""
+    from ddpg_controller.learning.export import PolicyFileError, load_policy
+    from ddpg_controller.tasks import builtin_task_names
+
+    try:
+        name = load_policy(policy).metadata.get("task")
+    except PolicyFileError as exc:
+        raise SystemExit(f"[ddpg-deploy] {exc}") from None
+    if name not in builtin_task_names():
+        raise SystemExit(
+            f"[ddpg-deploy] policy {policy} was trained on task {name!r}, not a built-in one: "
+            "give --task-file <its spec>.yaml (the simulator needs its URDF)"
+        )
+    return name
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="ddpg-deploy", description=__doc__.split("\n")[0])
     parser.add_argument("--policy", type=Path, help="exported policy file (required)")
-    add_task_arguments(parser)
+    add_task_arguments(parser, default_task=None)
+    parser.set_defaults(policy_task=None)  # main: the task the policy carries, for the sim
     parser.add_argument("--episodes", type=int, default=3)
     parser.add_argument("--config", type=Path, help="parameter file (default: the task's)")
     parser.add_argument(
@@ -92,7 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.policy is None or not args.policy.is_file():
         raise SystemExit(f"policy file not found: {args.policy} (--policy is required)")
-    task_name, config = resolve_task(args)
+    if args.task is None and args.task_file is None:
+        args.policy_task = policy_task(args.policy)
+    task, config = resolve_task(args, args.policy_task)
+    task_name = task.name
     if not config.exists():
         raise SystemExit(f"parameter file not found: {config}")
     log_dir = args.log_dir or Path("runs") / f"deploy-{task_name}-{datetime.now():%m%d-%H%M%S}"
@@ -125,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     code = 1
     try:
         driver = DeployDriver(
-            str(args.task_file or args.task), args.namespace, lockstep=args.sim_mode == "lockstep"
+            str(args.task_file or task_name), args.namespace, lockstep=args.sim_mode == "lockstep"
         )
         driver.trace = open(log_dir / "steps.csv", "w")  # noqa: SIM115 (closed in close())
         driver.trace.write("episode,stamp_ns,position,velocity,command\n")
@@ -189,7 +212,9 @@ class DeployDriver:
         self.change_state_client = node.create_client(ChangeState, f"{prefix}/deploy/change_state")
         self.reset_client = node.create_client(Trigger, f"{prefix}/sim/reset")
         self.parameters_client = node.create_client(SetParameters, f"{prefix}/sim/set_parameters")
-        self.assembler = StateAssembler(self.task.signal_names, exact_stamps=lockstep)
+        self.assembler = StateAssembler(
+            self.task.signal_names, exact_stamps=lockstep, driven_joints=self.task.action_dim
+        )
         self.states: dict[int, object] = {}  # stamp_ns -> RobotState of the current episode
         self.episode_start: int | None = None  # stamp of the episode's first state
         self.commands: dict[int, np.ndarray] = {}  # state stamp -> command answering it
@@ -257,7 +282,7 @@ class DeployDriver:
         from ddpg_controller.ros_common import joint_state_by_name, stamp_to_ns
 
         self.last_state_time = time.monotonic()
-        position, velocity = joint_state_by_name(msg, self.task.joint_names)
+        position, velocity = joint_state_by_name(msg, self.task.sensed_joint_names)
         stamp = stamp_to_ns(msg.header.stamp)
         self._store(self.assembler.add_joints(stamp, position, velocity))
 

@@ -265,7 +265,9 @@ class DeployNode(LifecycleNode):
         self.previous_action = np.zeros(task.action_dim)
         self.safety = SafetyLayer(config)
         self.skipped = SkippedStates(config.state_timeout)
-        self.assembler = StateAssembler(task.signal_names, self.settings["exact_signal_stamps"])
+        self.assembler = StateAssembler(
+            task.signal_names, self.settings["exact_signal_stamps"], driven_joints=task.action_dim
+        )
         controller = self.settings["controller_name"] or task.controller_name
         self.command_topic = f"{controller}/commands"
         self.command_publisher = self.create_lifecycle_publisher(
@@ -335,7 +337,7 @@ class DeployNode(LifecycleNode):
         stamp_ns = stamp_to_ns(msg.header.stamp)
         self.skipped.add(stamp_ns, self._now())
         try:
-            position, velocity = joint_state_by_name(msg, self.task.joint_names)
+            position, velocity = joint_state_by_name(msg, self.task.sensed_joint_names)
             self.joint_error = velocity_needed(self.task, velocity)
         except (KeyError, ValueError) as error:
             text = error.args[0] if error.args else str(error)
@@ -362,6 +364,8 @@ class DeployNode(LifecycleNode):
         verdict, reason = safety.check_state(
             stamp_ns,
             *state.signals.values(),
+            state.passive_position,
+            state.passive_velocity,
             now=self._now(),
             position=state.position,
             velocity=state.velocity,
@@ -494,7 +498,7 @@ def velocity_needed(task, velocity: np.ndarray) -> str | None:
     missing = np.isnan(velocity)
     if not task.observes_velocity or not missing.any():
         return None
-    joints = [name for name, gone in zip(task.joint_names, missing, strict=True) if gone]
+    joints = [name for name, gone in zip(task.sensed_joint_names, missing, strict=True) if gone]
     return (
         f"joint_states has no velocity (NaN) for joints {joints}, but task {task.name!r} "
         "observes joint_velocity: give those joints a velocity state interface"

@@ -65,7 +65,7 @@ class RobotLink:
         self._node = node
         self._owner = owner
         self._task = task
-        self._assembler = StateAssembler(task.signal_names, lockstep)
+        self._assembler = StateAssembler(task.signal_names, lockstep, driven_joints=task.action_dim)
         # Driving a robot in real time (training included), every command passes the safety
         # layer with the task's defaults; in lockstep the simulator is the robot and the
         # commands stay exactly what the gymnasium env would apply.
@@ -149,7 +149,7 @@ class RobotLink:
     def _on_joint_states(self, msg: JointState) -> None:
         received = time.perf_counter()
         try:
-            position, velocity = joint_state_by_name(msg, self._task.joint_names)
+            position, velocity = joint_state_by_name(msg, self._task.sensed_joint_names)
         except (KeyError, ValueError) as error:
             self._node.get_logger().error(str(error), throttle_duration_sec=1.0)
             return

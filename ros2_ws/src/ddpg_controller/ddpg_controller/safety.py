@@ -413,6 +413,8 @@ class SafetyLayer:
         verdict, reason = self.check_state(
             stamp_ns,
             *state.signals.values(),
+            state.passive_position,
+            state.passive_velocity,
             now=now,
             position=state.position,
             velocity=state.velocity,

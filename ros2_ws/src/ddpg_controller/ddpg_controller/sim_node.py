@@ -152,7 +152,10 @@ class SimNode(Node):
         self._reseed: tuple[bool, int | None] = (True, None if seed < 0 else int(seed))
         self._command = np.zeros(self.task.action_dim)  # set by the reset below
         self._command_time_ns: int | None = None
-        self._joint_names = list(self.task.joint_names)
+        self._joint_names = list(self.task.sensed_joint_names)  # passive joints too
+        self._passive_effort = [0.0] * len(self.task.passive_joint_names)
+        for warning in self.task.warnings:
+            self.get_logger().warning(warning)
 
         self._joint_pub = self.create_publisher(JointState, "joint_states", STATE_QOS)
         self._signal_pubs = {
@@ -222,9 +225,9 @@ class SimNode(Node):
         js = JointState()
         js.header.stamp = stamp
         js.name = self._joint_names
-        js.position = state.position.tolist()
-        js.velocity = state.velocity.tolist()
-        js.effort = [float(e) for e in self.robot.applied_effort]
+        js.position = state.sensed_position.tolist()
+        js.velocity = state.sensed_velocity.tolist()
+        js.effort = [float(e) for e in self.robot.applied_effort] + self._passive_effort
         publish_unless_shut_down(self._joint_pub, js, self.context)
         self._stamp_ns = stamp_ns
         return stamp_ns

@@ -23,10 +23,20 @@ class _PendingJoints:
 
 
 class StateAssembler:
-    """Pairs joint states with signals; returns a complete ``(stamp_ns, RobotState)`` or None."""
+    """Pairs joint states with signals; returns a complete ``(stamp_ns, RobotState)`` or None.
 
-    def __init__(self, signal_names: Sequence[str], exact_stamps: bool, keep: int = 64) -> None:
+    Joint positions and velocities come in the task's sensed order (``Task.sensed_joint_names``):
+    the first ``driven_joints`` are driven, the rest passive."""
+
+    def __init__(
+        self,
+        signal_names: Sequence[str],
+        exact_stamps: bool,
+        driven_joints: int | None = None,
+        keep: int = 64,
+    ) -> None:
         self.signal_names = tuple(signal_names)
+        self.driven_joints = driven_joints
         self.exact_stamps = exact_stamps
         self.keep = keep
         self._signals: dict[str, dict[int, np.ndarray]] = {name: {} for name in signal_names}
@@ -61,5 +71,12 @@ class StateAssembler:
         if any(value is None for value in signals.values()):
             return None
         self._pending = None
-        state = RobotState(position=pending.position, velocity=pending.velocity, signals=signals)
+        n = self.driven_joints
+        state = RobotState(
+            position=pending.position[:n],
+            velocity=pending.velocity[:n],
+            signals=signals,
+            passive_position=pending.position[n:] if n is not None else np.zeros(0),
+            passive_velocity=pending.velocity[n:] if n is not None else np.zeros(0),
+        )
         return pending.stamp_ns, state

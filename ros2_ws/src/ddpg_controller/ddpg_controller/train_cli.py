@@ -15,12 +15,17 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from ddpg_controller.processes import NodeProcess
 from ddpg_controller.ros_common import find_packages_in_this_prefix, isolate_ros_traffic
 from ddpg_controller.run_directory import RunDirectory
+from ddpg_controller.yaml_numbers import load_yaml
+
+if TYPE_CHECKING:
+    from ddpg_controller.tasks import Task
 
 
 @dataclass(frozen=True)
@@ -85,10 +90,10 @@ def task_file_parameter(args: argparse.Namespace) -> str:
     return str(Path(args.task_file).resolve()) if args.task_file else ""
 
 
-def add_task_arguments(parser: argparse.ArgumentParser) -> None:
+def add_task_arguments(parser: argparse.ArgumentParser, default_task: str | None) -> None:
     """``--task``, ``--task-file``, ``--list-tasks`` and ``--engine``, the same for train and
     deploy (the sim node checks the engine's name and says which exist)."""
-    parser.add_argument("--task", default="pendulum", help="built-in task (see --list-tasks)")
+    parser.add_argument("--task", default=default_task, help="built-in task (see --list-tasks)")
     parser.add_argument("--task-file", type=Path, help="task spec file (YAML); replaces --task")
     parser.add_argument("--list-tasks", action="store_true", help="list the built-in tasks")
     parser.add_argument(
@@ -96,23 +101,41 @@ def add_task_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def resolve_task(args: argparse.Namespace) -> tuple[str, Path]:
-    """Check the task before any node starts (one line on error) and pick its parameter file:
-    --config, else config/<task name>.yaml of the package, else config/default.yaml."""
+def resolve_task(args: argparse.Namespace, spec: str | None = None) -> tuple[Task, Path]:
+    """Check the task before any node starts (one line on error; its warnings on stderr) and pick
+    its parameter file: --config, else config/<task name>.yaml of the package, else
+    config/default.yaml. ``spec``: the task when neither --task nor --task-file names one."""
     from ddpg_controller.tasks import TaskSpecError, load_task
 
     try:
-        task = load_task(args.task_file or args.task)
+        task = load_task(args.task_file or args.task or spec)
     except TaskSpecError as exc:
         raise SystemExit(f"task: {exc}") from None
+    for warning in task.warnings:
+        print(f"[ddpg-train] warning: {warning}", file=sys.stderr)
     if args.config is not None:
-        return task.name, args.config
+        return task, args.config
     try:
-        return task.name, package_config(task.name)
+        return task, package_config(task.name)
     except SystemExit:
         if not args.task_file:
             raise
-        return task.name, package_config("default")
+        return task, package_config("default")
+
+
+def baseline_returns(task: Task) -> dict[str, float]:
+    """The untrained returns (zero and random actions) a solved threshold must be above; a
+    warning when it is not."""
+    from ddpg_controller.task_check import BASELINE_EPISODES, c_output_silenced, threshold_warning
+
+    with c_output_silenced():  # PyBullet's own lines
+        from ddpg_controller.sim.envs import untrained_returns
+
+        returns = untrained_returns(task, BASELINE_EPISODES)
+    warning = threshold_warning(task, returns)
+    if warning is not None:
+        print(f"[ddpg-train] warning: {warning}", file=sys.stderr)
+    return returns
 
 
 def list_tasks() -> str:
@@ -166,7 +189,7 @@ def fleet_parameters(
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="ddpg-train", description=__doc__.split("\n")[0])
-    add_task_arguments(parser)
+    add_task_arguments(parser, default_task="pendulum")
     parser.add_argument(
         "--config", type=Path, help="parameter file (default: config/<task>.yaml or default.yaml)"
     )
@@ -192,6 +215,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="with --robots: the simulators' mode (default realtime: robots run as real ones)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress line")
+    parser.add_argument(
+        "--check-task",
+        type=Path,
+        metavar="F.yaml",
+        help="check a task spec and its URDF without training, print what it resolves to",
+    )
     return parser.parse_args(argv)
 
 
@@ -201,7 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.list_tasks:
         print(list_tasks())
         return 0
-    task_name, config = resolve_task(args)
+    if args.check_task is not None:
+        from ddpg_controller.task_check import check_task
+
+        return check_task(args.check_task)
+    task, config = resolve_task(args)
+    task_name = task.name
     if not config.exists():
         raise SystemExit(f"parameter file not found: {config}")
     if args.resume and args.run_dir is None:
@@ -217,8 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     if "ROS_DOMAIN_ID" not in os.environ:
         isolate_ros_traffic()
     total_steps = args.steps or _configured_steps(config)
+    baselines = baseline_returns(task)
     if args.robots is not None:
-        return train_fleet(args, config, run_dir, total_steps, task_name)
+        return train_fleet(args, config, run_dir, total_steps, task_name, baselines)
     sim_command, controller_command = train_commands(args, config, run_dir, total_steps)
     sim = NodeProcess(sim_command, run_dir / "sim_node.log")
     controller = NodeProcess(controller_command, run_dir / "controller_node.log")
@@ -231,11 +266,16 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         code = controller.stop(timeout=60)
         sim.stop()
-    return _report(run_dir, controller, code)
+    return _report(run_dir, controller, code, baselines)
 
 
 def train_fleet(
-    args: argparse.Namespace, config: Path, run_dir: Path, total_steps: int, task_name: str
+    args: argparse.Namespace,
+    config: Path,
+    run_dir: Path,
+    total_steps: int,
+    task_name: str,
+    baselines: dict[str, float],
 ) -> int:
     """The nodes of ``launch/fleet.launch.py``: N robots (sim + actor), one learner."""
     robot_commands, learner_command = fleet_commands(args, config, run_dir, total_steps)
@@ -255,14 +295,19 @@ def train_fleet(
         code = learner.stop(timeout=60)
         for process in robots:
             process.stop()
-    return _report(run_dir, learner, code)
+    return _report(run_dir, learner, code, baselines)
 
 
-def _report(run_dir: Path, learner: NodeProcess, code: int) -> int:
-    summary = run_dir / "summary.yaml"
-    if code == 0 and summary.exists():
-        print(summary.read_text(), end="")
-        return 0 if yaml.safe_load(summary.read_text()).get("complete", True) else 1
+def _report(run_dir: Path, learner: NodeProcess, code: int, baselines: dict[str, float]) -> int:
+    """Print the summary, with the untrained baselines added beside the node's own step-0
+    evaluation (``untrained_return``)."""
+    run = RunDirectory(run_dir)
+    if code == 0 and run.summary.exists():
+        summary = yaml.safe_load(run.summary.read_text())
+        summary["untrained_baselines"] = {name: float(v) for name, v in baselines.items()}
+        run.write_summary(summary)
+        print(run.summary.read_text(), end="")
+        return 0 if summary.get("complete", True) else 1
     print(learner.output()[-3000:], file=sys.stderr)
     print(f"[ddpg-train] {learner.args[0]} exited with {code}; see {run_dir}", file=sys.stderr)
     return code or 1
@@ -307,7 +352,7 @@ def fleet_commands(
 
 
 def _configured_steps(config: Path) -> int:
-    document = yaml.safe_load(config.read_text()) or {}
+    document = load_yaml(config.read_text()) or {}
     for key, section in document.items():
         if key.rsplit("/", 1)[-1] == "controller":
             return int(section["ros__parameters"].get("total_steps", 20_000))

@@ -69,6 +69,8 @@ class TrainingEnd:
             "eval_history": [[step, value] for step, value in self.eval_history],
             "solved_threshold": self.task.solved_threshold,
             "solved": finished and final_eval_return >= self.task.solved_threshold,
+            # The evaluation of the untrained actor at step 0 (None when the run resumed).
+            "untrained_return": next((v for step, v in self.eval_history if step == 0), None),
             "complete": finished,  # false: stopped before its end
             "wall_time_s": wall,
             "env_steps_per_s": self.env_steps / wall,

@@ -1,6 +1,9 @@
 """Deploy an exported DDPG policy on a ros2_control robot: the lifecycle node ``deploy``.
 
-    ros2 launch ddpg_controller deploy.launch.py policy:=/path/to/policy.pt task:=pendulum
+    ros2 launch ddpg_controller deploy.launch.py policy:=/path/to/policy.pt [task:=pendulum]
+
+Without ``task`` (or ``task_file``) the node runs the task spec the policy carries, with the
+parameters of ``config/default.yaml`` unless ``config`` names a file.
 
 The node is configured (policy loaded and checked against the robot) and, once inactive, activated
 by the standard launch_ros pattern: an EmitEvent(ChangeState configure) at start, and an
@@ -15,7 +18,7 @@ robot); tests/test_deploy_launch.py keeps the two in agreement.
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
 from launch.events import matches_action
-from launch.substitutions import LaunchConfiguration
+from launch.substitutions import LaunchConfiguration, PythonExpression
 from launch_ros.actions import LifecycleNode
 from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
@@ -28,7 +31,9 @@ def generate_launch_description() -> LaunchDescription:
     config = LaunchConfiguration("config")
     # A list of substitutions is their concatenation, in every launch since Humble's 1.0.1 (a
     # list nested in PathJoinSubstitution needs launch 1.0.9 / 3.4.5).
-    default_config = [FindPackageShare("ddpg_controller"), "/config/", task, ".yaml"]
+    # config/<task>.yaml, or config/default.yaml when no task is given.
+    config_name = PythonExpression(["'", task, "' or 'default'"])
+    default_config = [FindPackageShare("ddpg_controller"), "/config/", config_name, ".yaml"]
     deploy = LifecycleNode(
         package="ddpg_controller",
         executable="deploy_node",
@@ -68,7 +73,9 @@ def generate_launch_description() -> LaunchDescription:
     return LaunchDescription(
         [
             DeclareLaunchArgument("policy", description="Exported policy file (policy.pt)"),
-            DeclareLaunchArgument("task", default_value="pendulum", description="Task"),
+            DeclareLaunchArgument(
+                "task", default_value="", description="Task; empty: the one the policy carries"
+            ),
             DeclareLaunchArgument(
                 "config", default_value=default_config, description="Parameter file"
             ),

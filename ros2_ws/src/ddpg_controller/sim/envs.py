@@ -19,7 +19,7 @@ from ddpg_controller.tasks import RandomizationConfig, Task, builtin_task_names,
 
 from .engine import make_robot
 
-__all__ = ["ENV_IDS", "RobotEnv", "register_envs"]
+__all__ = ["ENV_IDS", "RobotEnv", "register_envs", "untrained_returns"]
 
 ENV_IDS: dict[str, str] = {
     name: "ddpg_controller/" + "".join(part.title() for part in name.split("_")) + "-v0"
@@ -97,6 +97,32 @@ class RobotEnv(gymnasium.Env):
     def close(self) -> None:
         self.robot.close()
         super().close()
+
+
+def untrained_returns(task: Task, episodes: int = 5, seed: int = 0) -> dict[str, float]:
+    """Mean return of a zero action and of uniformly random actions over ``episodes`` episodes
+    each (the same starts): what a solved threshold must be above to mean anything."""
+    env = RobotEnv(task)
+    rng = np.random.default_rng(seed)
+    policies = {
+        "zero": lambda: np.zeros(task.action_dim),
+        "random": lambda: rng.uniform(task.action_low, task.action_high),
+    }
+    means = {}
+    try:
+        for name, policy in policies.items():
+            total = 0.0
+            for episode in range(episodes):
+                env.reset(seed=seed + episode)
+                done = False
+                while not done:
+                    _, reward, terminated, truncated, _ = env.step(policy())
+                    total += reward
+                    done = terminated or truncated
+            means[name] = total / episodes
+    finally:
+        env.close()
+    return means
 
 
 def register_envs() -> None:

@@ -34,7 +34,9 @@ class SimulatedRobot:
     joint command to the task's command bounds and applies it for one control period
     (``task.sim_substeps`` physics steps) through the task's interface: torques (effort), PyBullet
     VELOCITY_CONTROL (velocity) or POSITION_CONTROL (position), the motors' force limited to the
-    URDF's effort limits (PyBullet's own default would be 1e5, bullet3 #2381).
+    URDF's effort limits (PyBullet's own default would be 1e5, bullet3 #2381). Passive joints
+    (``task.passive_joint_names``) are never commanded: their default velocity motor is off, so
+    only the URDF's (or the spec's) damping and friction act on them.
     """
 
     def __init__(self, task: Task | str, randomization: RandomizationConfig | None = None) -> None:
@@ -49,7 +51,8 @@ class SimulatedRobot:
         self._urdf_file = self._urdf_for_pybullet()
         self._rng: np.random.Generator | None = None
         self._body: int | None = None
-        self._joints: list[int] = []
+        self._joints: list[int] = []  # driven
+        self._passive: list[int] = []
         self._links: dict[str, int] = {}
         self._goal: np.ndarray | None = None
         self._gain = np.ones(self.task.action_dim)
@@ -87,14 +90,13 @@ class SimulatedRobot:
         q, qd = self.task.sample_initial_joints(rng)
         self._goal = self._sample_goal(rng)
         cid, body = self.physics_client, self._body
-        for j, qj, qdj in zip(self._joints, q, qd, strict=True):
+        for j, qj, qdj in zip(self._joints + self._passive, q, qd, strict=True):
             pybullet.resetJointState(body, j, float(qj), float(qdj), physicsClientId=cid)
+        driven_q = np.asarray(q[: self.task.action_dim], dtype=np.float64)
         if self.task.command_interface == "position":
-            self._hold(np.asarray(q, dtype=np.float64))
+            self._hold(driven_q)
         zero = np.zeros(self.task.action_dim)
-        hold = (
-            np.asarray(q, dtype=np.float64) if self.task.command_interface == "position" else zero
-        )
+        hold = driven_q if self.task.command_interface == "position" else zero
         self._delay = deque(hold.copy() for _ in range(self.randomization.action_delay_steps))
         self.applied_effort = zero
         self.episode_steps = 0
@@ -102,11 +104,12 @@ class SimulatedRobot:
         return self._state
 
     def set_joint_state(self, position, velocity) -> RobotState:
-        """Put the joints in a given state (tests, scripted starts); the goal is unchanged."""
+        """Put the sensed joints (driven, then passive) in a given state (tests, scripted starts);
+        the goal is unchanged."""
         if self._state is None:
             raise RuntimeError("call reset() first")
         cid = self.physics_client
-        for j, qj, qdj in zip(self._joints, position, velocity, strict=True):
+        for j, qj, qdj in zip(self._joints + self._passive, position, velocity, strict=True):
             pybullet.resetJointState(self._body, j, float(qj), float(qdj), physicsClientId=cid)
         self._state = self._measure(self._rng)
         return self._state
@@ -255,6 +258,7 @@ class SimulatedRobot:
         root = pybullet.getBodyInfo(body, physicsClientId=cid)[0].decode()
         self._links[root] = -1
         self._joints = [by_joint[name] for name in task.joint_names]
+        self._passive = [by_joint[name] for name in task.passive_joint_names]
         # PyBullet's default link damping (0.04) would dissipate energy: the tasks model none.
         for link in range(-1, pybullet.getNumJoints(body, physicsClientId=cid)):
             pybullet.changeDynamics(
@@ -263,7 +267,7 @@ class SimulatedRobot:
 
     def _randomize(self, rng: np.random.Generator) -> None:
         cid, body, task, cfg = self.physics_client, self._body, self.task, self.randomization
-        n = task.action_dim
+        n, sensed = task.action_dim, self._joints + self._passive
         links = range(-1, pybullet.getNumJoints(body, physicsClientId=cid))
         scales = _sample(rng, cfg.mass_scale, len(links))
         if cfg.mass_scale != (1.0, 1.0):
@@ -278,11 +282,23 @@ class SimulatedRobot:
                         localInertiaDiagonal=[float(i * s) for i in inertia],
                         physicsClientId=cid,
                     )
-        damping = task.joint_damping + _sample(rng, cfg.joint_damping, n)
-        self._friction = task.joint_friction + _sample(rng, cfg.joint_friction, n)
+        damping = task.joint_damping + _sample(rng, cfg.joint_damping, len(sensed))
+        friction = task.joint_friction + _sample(rng, cfg.joint_friction, len(sensed))
+        self._friction = friction[:n]
         self._gain = _sample(rng, cfg.actuator_gain, n)
-        for j, d in zip(self._joints, damping, strict=True):
+        for j, d in zip(sensed, damping, strict=True):
             pybullet.changeDynamics(body, j, jointDamping=float(d), physicsClientId=cid)
+        # Passive joints: PyBullet's default velocity motor off (force = their friction, 0 unless
+        # the URDF, the spec or the randomisation gives one), as effort-driven joints below.
+        if self._passive:
+            pybullet.setJointMotorControlArray(
+                body,
+                self._passive,
+                pybullet.VELOCITY_CONTROL,
+                targetVelocities=[0.0] * len(self._passive),
+                forces=friction[n:].tolist(),
+                physicsClientId=cid,
+            )
         # Effort: disable the default velocity motors; a zero-velocity motor with a force limit
         # equal to the friction models Coulomb friction. Velocity/position: the motor holds still
         # with the URDF's effort limit until the first command.
@@ -297,8 +313,8 @@ class SimulatedRobot:
         )
 
     def _measure(self, rng: np.random.Generator | None) -> RobotState:
-        cid, body = self.physics_client, self._body
-        states = pybullet.getJointStates(body, self._joints, physicsClientId=cid)
+        cid, body, n = self.physics_client, self._body, self.task.action_dim
+        states = pybullet.getJointStates(body, self._joints + self._passive, physicsClientId=cid)
         pos = np.array([s[0] for s in states], dtype=np.float64)
         vel = np.array([s[1] for s in states], dtype=np.float64)
         std = self.randomization.observation_noise_std
@@ -315,7 +331,13 @@ class SimulatedRobot:
                 orientation = self._link_pose(self.task.upright_link)[1]
                 matrix = pybullet.getMatrixFromQuaternion(orientation, physicsClientId=cid)
                 signals[name] = np.array([matrix[2], matrix[5], matrix[8]], dtype=np.float64)
-        return RobotState(position=pos, velocity=vel, signals=signals)
+        return RobotState(
+            position=pos[:n],
+            velocity=vel[:n],
+            signals=signals,
+            passive_position=pos[n:],
+            passive_velocity=vel[n:],
+        )
 
     def _link_pose(self, link: str):
         cid, body, index = self.physics_client, self._body, self._links[link]

@@ -30,7 +30,9 @@ def test_ctrl_c_during_the_final_files_leaves_a_complete_run_directory(spawn, tm
             {
                 "run_dir": run_dir,
                 "use_sim_time": True,
-                "total_steps": 400,  # two episodes, all warm-up: no learning, a quick test
+                # An episode and a half, all warm-up (no learning, a quick test): training
+                # stops at exactly 300 steps, mid-episode.
+                "total_steps": 300,
                 "eval_every_steps": 0,
                 "final_eval_episodes": 1,
                 "save_replay": False,
@@ -51,6 +53,6 @@ def test_ctrl_c_during_the_final_files_leaves_a_complete_run_directory(spawn, tm
     assert FINAL_FILES_FIRST in controller.output(), "no Ctrl-C landed while finishing"
 
     summary = yaml.safe_load((run_dir / "summary.yaml").read_text())
-    assert summary["env_steps"] == 400 and math.isfinite(summary["final_eval_return"])
+    assert summary["env_steps"] == 300 and math.isfinite(summary["final_eval_return"])
     assert load_policy(run_dir / "policy.pt").metadata["task"] == "pendulum"
     assert (run_dir / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -55,6 +55,10 @@ def test_launch_configures_then_activates_with_change_state_events() -> None:
     assert ast.literal_eval(_keyword(handler, "goal_state")) == "inactive"
     arguments = {ast.literal_eval(c.args[0]) for c in _calls("DeclareLaunchArgument")}
     assert arguments == {"policy", "config", "namespace", "task", "task_file"}
+    # No task given: the node runs the spec the policy carries, in both.
+    (task,) = [c for c in _calls("DeclareLaunchArgument") if c.args[0].value == "task"]
+    assert ast.literal_eval(_keyword(task, "default_value")) == ""
+    assert launch_parameters(DEPLOY_NODE, parse_args(["--policy", "p.pt"]))["task"] == ""
     options = vars(parse_args(["--policy", "p.pt"]))
     assert arguments <= set(options)
 
@@ -69,7 +73,8 @@ def test_config_deploy_sections_set_only_declared_parameters(task) -> None:
 
 
 def test_run_deploy_on_the_realtime_sim(spawn, tmp_path) -> None:
-    policy = export_test_policy(tmp_path / "pendulum.pt", "pendulum")
+    """Without --task the task is the policy's (here not the pendulum, the train default)."""
+    policy = export_test_policy(tmp_path / "pendulum_balance.pt", "pendulum_balance")
     cli = spawn(
         "-m",
         "ddpg_controller.deploy_cli",
@@ -83,7 +88,8 @@ def test_run_deploy_on_the_realtime_sim(spawn, tmp_path) -> None:
     assert cli.wait(timeout=120) == 0, cli.output()
     output = cli.output()
     (value,) = re.findall(r"episode 0: return (\S+)", output)
-    assert -5_000.0 < float(value) < 0.0
+    # 1 - tilt per step, from 1 (upright) to 1 - pi (hanging), 200 steps.
+    assert "task pendulum_balance" in output and -430.0 < float(value) <= 200.0
     deploy_log = (tmp_path / "logs" / "deploy_node.log").read_text()
     assert "mean return" in output, output
     assert "latency state->command p50" in output, deploy_log[-3000:]

@@ -70,7 +70,9 @@ def test_task_interface(name):
     signals = {
         s: upright if s == "upright_axis" else np.array([0.1, 0.2, 0.0]) for s in task.signal_names
     }
-    state = RobotState(np.zeros(task.action_dim), np.zeros(task.action_dim), signals)
+    passive = np.zeros(len(task.passive_joint_names))
+    n = task.action_dim
+    state = RobotState(np.zeros(n), np.zeros(n), signals, passive, passive)
     obs = task.observation(state)
     assert obs.dtype == np.float32 and obs.shape == (task.observation_dim,)
     assert isinstance(task.reward(state, np.zeros(task.action_dim), state), float)
@@ -337,3 +339,24 @@ def test_goal_resampled_every_n_seconds_in_a_link_frame(tmp_path, closing):
     assert all(
         0.05 - 1e-9 <= np.linalg.norm(g - t) <= 0.1 + 1e-9 for g, t in zip(goals, tips, strict=True)
     )
+
+
+def test_a_passive_joint_is_free_and_never_driven(closing):
+    """The cart-pole's pole (robot.passive_joints) falls under gravity with no motor holding it;
+    the one command drives the cart alone."""
+    env = RobotEnv("cartpole_balance")
+    closing(env)
+    env.reset(seed=0)
+    assert env.task.passive_joint_names == ("cart_to_pole",) and env.action_space.shape == (1,)
+    env.robot.set_joint_state([0.0, 0.1], [0.0, 0.0])
+    for _ in range(30):  # 1.5 s, no force on the cart
+        _, _, _, _, info = env.step(np.zeros(1))
+    state = env.state  # held by a motor it would stay at 0.1 rad
+    assert state.passive_position[0] > 0.14 and state.passive_velocity[0] > 0.06  # it falls
+    assert info["effort"].shape == (1,)
+    # A force on the cart tips the free pole the other way.
+    env.reset(seed=0)
+    env.robot.set_joint_state([0.0, 0.0], [0.0, 0.0])
+    for _ in range(5):
+        env.step(np.array([20.0]))
+    assert env.state.velocity[0] > 0.5 and env.state.passive_velocity[0] < -0.05

@@ -44,3 +44,12 @@ def test_old_signals_are_forgotten() -> None:
         assembler.add_signal("goal", stamp, np.full(3, float(stamp)))
     assert assembler.add_joints(2, *JOINTS) is None  # stamp 2 was dropped
     assert assembler.add_joints(9, *JOINTS)[1].signals["goal"][0] == 9.0
+
+
+def test_passive_joints_follow_the_driven_ones() -> None:
+    """joint_states read in the task's sensed order: the first ``driven_joints`` are driven."""
+    assembler = StateAssembler([], exact_stamps=True, driven_joints=1)
+    _, state = assembler.add_joints(5, *JOINTS)
+    assert state.position.tolist() == [0.1] and state.velocity.tolist() == [1.0]
+    assert state.passive_position.tolist() == [0.2] and state.passive_velocity.tolist() == [2.0]
+    assert state.sensed_position.tolist() == [0.1, 0.2]

@@ -159,6 +159,82 @@ def test_unknown_keys_and_bad_values_name_the_file_and_key(arm) -> None:
     assert "timing.control_period" in message and "> 0" in message
 
 
+def test_a_misspelt_key_is_named_before_what_it_left_unset(arm) -> None:
+    for section in ("timing", "robot", "command", "goal"):
+        document = spec()
+        document[section] = dict(document[section])
+        value = document[section].pop(next(iter(document[section])))
+        document[section]["episode_step" if section == "timing" else "typo_key"] = value
+        message = load_error(arm, document)
+        wrong = "episode_step" if section == "timing" else "typo_key"
+        assert f"{section}: unknown key '{wrong}'" in message, message
+
+
+def test_exponent_floats_without_a_dot_are_numbers(arm) -> None:
+    """PyYAML (YAML 1.1) would read 5e-2 as a string; ROS 2 and the spec read a float."""
+    document = spec(command={"interface": "position", "action": "delta", "delta_scale": 0.05})
+    text = yaml.safe_dump(document).replace("delta_scale: 0.05", "delta_scale: 5e-2")
+    assert "5e-2" in text
+    (arm / "task.yaml").write_text(text)
+    assert load_task(arm / "task.yaml").delta_scale.tolist() == [0.05]
+
+
+def test_passive_joints_are_sensed_never_driven(arm) -> None:
+    document = spec(
+        robot={
+            "urdf": "arm.urdf",
+            "joints": ["shoulder"],
+            "passive_joints": ["elbow"],
+            "end_effector_link": "tool",
+            "initial_state": {"position": [0.0, 3.0], "position_noise": [0.0, 0.1]},
+        },
+        observation=[
+            "joint_position",
+            {"term": "joint_velocity", "joints": ["elbow"]},
+            "previous_action",
+        ],
+        reward=[{"term": "joint_position_sq", "joints": ["elbow"], "weight": -1.0}],
+    )
+    task = load_task(write_spec(arm, document))
+    assert task.joint_names == ("shoulder",) and task.passive_joint_names == ("elbow",)
+    assert task.sensed_joint_names == ("shoulder", "elbow") and task.action_dim == 1
+    assert task.observation_names == (
+        "joint_position[shoulder]",
+        "joint_position[elbow]",
+        "joint_velocity[elbow]",
+        "previous_action[shoulder]",
+    )
+    assert task.warnings == ()  # every movable joint is driven or passive
+    state = RobotState(np.array([0.5]), np.array([0.1]), {}, np.array([2.0]), np.array([-3.0]))
+    assert task.observation(state).tolist() == pytest.approx([0.5, 2.0, -3.0, 0.0])
+    assert task.reward(state, np.zeros(1), state) == pytest.approx(-4.0)
+    assert task.command(np.array([0.2]), state).tolist() == [0.2]  # one command: the driven
+    q, qd = task.sample_initial_joints(np.random.default_rng(0))
+    assert q.shape == qd.shape == (2,) and abs(q[1] - 3.0) <= 0.1
+    assert task.policy_metadata()["passive_joint_names"] == ["elbow"]
+    # Errors: a joint both driven and passive; one not in the URDF; joints on a signal term.
+    both = {**document, "robot": {**document["robot"], "passive_joints": ["shoulder"]}}
+    assert "also in robot.joints" in load_error(arm, both)
+    absent = {**document, "robot": {**document["robot"], "passive_joints": ["wrist"]}}
+    message = load_error(arm, absent)
+    assert "robot.passive_joints" in message and "'wrist' is not in" in message
+    signal = {**document, "observation": [{"term": "ee_minus_goal", "joints": ["elbow"]}]}
+    assert "observation[0].joints" in load_error(arm, signal)
+
+
+def test_a_movable_joint_neither_driven_nor_passive_is_warned_about(arm) -> None:
+    (warning,) = load_task(write_spec(arm, spec())).warnings
+    assert "'elbow' (continuous)" in warning and "robot.passive_joints" in warning
+    assert "PyBullet's default velocity motor" in warning
+
+
+def test_inertia_pybullet_would_zero_is_warned_about(tmp_path) -> None:
+    inertia = '<inertial><mass value="1"/><inertia ixx="1" iyy="0.1" izz="0.1"/></inertial>'
+    write_arm(tmp_path, mesh=inertia)
+    warnings = load_task(write_spec(tmp_path, spec())).warnings
+    assert any('<link name="upper"> <inertia>' in w and "to zero" in w for w in warnings)
+
+
 def test_urdf_missing_or_malformed(tmp_path) -> None:
     message = load_error(tmp_path, spec())
     assert "robot.urdf" in message and "not found" in message
@@ -193,6 +269,7 @@ def test_package_uri_and_mesh_resolution(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("AMENT_PREFIX_PATH", str(tmp_path / "elsewhere"))
     message = load_error(tmp_path, document)
     assert "robot.urdf" in message and "package 'my_arm'" in message
+    assert "share/ament_index/resource_index/packages/my_arm" in message  # how to make one
     # A mesh that is not there.
     monkeypatch.setenv("AMENT_PREFIX_PATH", str(prefix))
     (prefix / "share" / "my_arm" / "meshes" / "upper.stl").unlink()

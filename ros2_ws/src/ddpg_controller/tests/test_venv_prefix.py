@@ -99,3 +99,48 @@ def test_deploy_node_runs_from_lib_until_ctrl_c_from_a_terminal(tmp_path, monkey
     assert node.wait(30) == 0, node.output()
     assert "Traceback" not in node.output()
     node.stop()
+
+
+def test_a_launcher_keeps_the_callers_ament_prefixes_after_the_venv(tmp_path) -> None:
+    """A user's description package exported on AMENT_PREFIX_PATH is found from lib/ too."""
+    prefix = tmp_path / "user_ws"
+    (prefix / "share" / "ament_index" / "resource_index" / "packages").mkdir(parents=True)
+    (prefix / "share" / "ament_index" / "resource_index" / "packages" / "my_robot").touch()
+    (prefix / "share" / "my_robot").mkdir()
+    urdf = PACKAGE / "ddpg_controller" / "tasks" / "builtin" / "urdf" / "pendulum.urdf"
+    (prefix / "share" / "my_robot" / "pendulum.urdf").write_text(urdf.read_text())
+    spec = tmp_path / "my_robot.yaml"
+    spec.write_text(
+        "robot: {urdf: 'package://my_robot/pendulum.urdf', joints: [pendulum_joint]}\n"
+        "command: {interface: effort}\n"
+        "observation: [joint_position]\n"
+        "reward: [{term: joint_position_sq, weight: -1.0}]\n"
+        "timing: {control_period: 0.05, episode_steps: 5}\n"
+        "solved_threshold: 0.0\n"
+    )
+    environment = sourced_distro_environment(tmp_path)
+    environment["AMENT_PREFIX_PATH"] += f":{prefix}"
+    result = subprocess.run(
+        [LIBEXEC / "ddpg-train", "--check-task", str(spec)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environment,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"robot: {prefix}/share/my_robot/pendulum.urdf" in result.stdout
+
+
+def test_setup_waits_for_a_setup_under_way() -> None:
+    """Two ``./run setup`` at once (a second terminal) take turns instead of both installing."""
+    import fcntl
+
+    root = PACKAGE.parents[2]
+    with open(f"{root}/.venv.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a setup under way
+        setup = subprocess.Popen(
+            [root / "run", "setup"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        time.sleep(2.0)
+        assert setup.poll() is None, "setup went ahead while another held the lock"
+    assert setup.wait(120) == 0

@@ -10,7 +10,6 @@ descriptions give the measurements behind each, as does the critic's layout's (t
 from __future__ import annotations
 
 import dataclasses
-import re
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -340,33 +339,17 @@ def _coerce(name: str, hint: Any, value: Any) -> Any:
     raise TypeError(f"unsupported config field type {hint!r} for {name}")  # programming error
 
 
-def _yaml_loader() -> type:
-    """A SafeLoader that reads ``1e-3`` as a float, like ROS 2's parameter parser does."""
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        pass
-
-    Loader.add_implicit_resolver(
-        "tag:yaml.org,2002:float",
-        re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)$"),
-        list("-+0123456789."),
-    )
-    return Loader
-
-
 def load_ddpg_config(yaml_path: str | Path, node_name: str = "controller") -> DDPGConfig:
     """Read ``yaml[node_name]["ros__parameters"]["ddpg"]`` from a ROS 2 parameter file.
 
     The same file then serves ``ros2 run ... --params-file`` and plain-Python benchmarks.
     """
-    import yaml
+    from ddpg_controller.yaml_numbers import load_yaml
 
     path = Path(yaml_path)
     if not path.is_file():
         raise FileNotFoundError(f"DDPG parameter file not found: {path}")
-    with path.open() as f:
-        data = yaml.load(f, Loader=_yaml_loader())  # a SafeLoader subclass
+    data = load_yaml(path.read_text())
     try:
         section = data[node_name]["ros__parameters"]["ddpg"]
     except (KeyError, TypeError) as exc:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from ..yaml_numbers import load_yaml
 from .terms import (
     AXES,
     OBSERVATION_TERMS,
@@ -36,7 +37,7 @@ from .terms import (
     reward_value,
     upright_angle,
 )
-from .urdf import RobotDescription, TaskSpecError, load_urdf, parse_urdf, resolve_uri
+from .urdf import MOVABLE_TYPES, RobotDescription, TaskSpecError, load_urdf, parse_urdf, resolve_uri
 
 __all__ = [
     "BUILTIN_DIR",
@@ -73,11 +74,13 @@ ROBOT_KEYS = (
     "mjcf",
     "base",
     "joints",
+    "passive_joints",
     "end_effector_link",
     "upright_link",
     "limits",
     "initial_state",
 )
+COMMAND_KEYS = ("interface", "controller", "action", "delta_scale", "action_bound", "gains")
 _LIMIT_FIELDS = {
     "lower": "position_lower",
     "upper": "position_upper",
@@ -179,9 +182,13 @@ class _Section:
                 self.fail(f"has {array.size} values; expected 1 or {count}", key)
         return array
 
-    def section(self, key: str, required: bool = False) -> _Section:
+    def section(self, key: str, known: Sequence[str], required: bool = False) -> _Section:
+        """The mapping at ``key``, its keys checked against ``known`` before any is read, so a
+        misspelt key is named as unknown rather than reported as a missing one."""
         path = f"{self.path}.{key}" if self.path else key
-        return _Section(self.raw(key, None, required), self.source, path)
+        section = _Section(self.raw(key, None, required), self.source, path)
+        section.only(*known)
+        return section
 
     def only(self, *keys: str) -> None:
         """Reject unknown keys before reading any (a typo is named before what it left unset)."""
@@ -342,12 +349,24 @@ class Task:
     initial_position_noise: np.ndarray
     initial_velocity_noise: np.ndarray
     randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
+    # Joints sensed but not driven (robot.passive_joints): in joint_states and the joint terms
+    # after the driven joints, free in the simulator, never commanded. Initial state, damping and
+    # friction are per sensed joint (driven, then passive).
+    passive_joint_names: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()  # what loading noticed but accepted (one line each)
+    # Where each limit came from, per LIMIT_KEYS key and driven joint ("URDF <limit>", ...).
+    limit_origins: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     mjcf: Path | None = None  # the user's MuJoCo model of the robot (robot.mjcf), if any
 
     # ---- interface (computed once: the control loop reads them every state) --------------------
     @property
     def action_dim(self) -> int:
         return len(self.joint_names)
+
+    @property
+    def sensed_joint_names(self) -> tuple[str, ...]:
+        """What ``joint_states`` must carry: the driven joints, then the passive ones."""
+        return self.joint_names + self.passive_joint_names
 
     @cached_property
     def command_low(self) -> np.ndarray:
@@ -391,9 +410,13 @@ class Task:
         """``joint_position[panda_joint1]``, ..., ``ee_minus_goal.x``, ...: the layout a deploy
         node checks against the policy's."""
         names: list[str] = []
+        sensed = self.sensed_joint_names
         for term in self.observation_terms:
-            if per_joint(term):
+            if term.term == "previous_action":
                 names += [f"{term.term}[{joint}]" for joint in self.joint_names]
+            elif per_joint(term):
+                selected = range(len(sensed)) if term.joints is None else term.joints
+                names += [f"{term.term}[{sensed[i]}]" for i in selected]
             else:
                 names += [f"{term.term}.{'xyz'[i]}" for i in term.axes]
         return tuple(names)
@@ -492,6 +515,7 @@ class Task:
             "task_spec": self.spec,
             "observation_names": list(self.observation_names),
             "joint_names": list(self.joint_names),
+            "passive_joint_names": list(self.passive_joint_names),
             "signal_names": list(self.signal_names),
             "command_interface": self.command_interface,
             "action_mode": self.action_mode,
@@ -516,6 +540,11 @@ class Task:
                 )
         checks = [
             ("task", meta.get("task"), self.name),
+            (
+                "passive_joint_names",
+                list(meta.get("passive_joint_names", [])),
+                list(self.passive_joint_names),
+            ),
             ("command_interface", meta.get("command_interface"), self.command_interface),
             ("action_mode", meta.get("action_mode", "absolute"), self.action_mode),
             ("signal_names (topics)", list(meta.get("signal_names", [])), list(self.signal_names)),
@@ -550,9 +579,10 @@ class Task:
 
     # ---- simulator-side distributions ----------------------------------------------------------
     def sample_initial_joints(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Home ± uniform noise; the velocity draw comes with the position draw (one call) when
-        any velocity noise is set, so that a one-joint task draws (θ, θ̇) as Pendulum-v1 does."""
-        n = self.action_dim
+        """Home ± uniform noise of every sensed joint (driven, then passive); the velocity draw
+        comes with the position draw (one call) when any velocity noise is set, so that a
+        one-joint task draws (θ, θ̇) as Pendulum-v1 does."""
+        n = len(self.sensed_joint_names)
         if np.any(self.initial_velocity_noise > 0.0):
             high = np.concatenate([self.initial_position_noise, self.initial_velocity_noise])
             draw = rng.uniform(low=-high, high=high)
@@ -584,7 +614,7 @@ def load_task(name_or_file: str | Path) -> Task:
         if not path.is_file():
             raise TaskSpecError(f"{path}: task spec file not found")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
     except yaml.YAMLError as exc:
         raise TaskSpecError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
     return task_from_dict(data, str(path), spec_dir=path.parent, default_name=path.stem)
@@ -599,8 +629,7 @@ def task_from_dict(
     top.only(*TOP_KEYS)
     name = top.text("name", default_name)
     top.text("description", "")
-    robot = top.section("robot", required=True)
-    robot.only(*ROBOT_KEYS)
+    robot = top.section("robot", ROBOT_KEYS, required=True)
     urdf = _robot_description(robot, spec_dir)
     base = robot.text("base", "fixed", choices=("fixed", "floating"))
     joints = robot.raw("joints", required=True)
@@ -608,19 +637,21 @@ def task_from_dict(
         robot.fail(f"must be a non-empty list of joint names, got {joints!r}", "joints")
     if len(set(joints)) != len(joints):
         robot.fail(f"lists a joint twice: {joints}", "joints")
-    mjcf = _mjcf(robot, spec_dir, joints)
     n = len(joints)
-    command = top.section("command", required=True)
-    command.only("interface", "controller", "action", "delta_scale", "action_bound", "gains")
+    passive = _passive_joints(robot, urdf, joints)
+    sensed = [*joints, *passive]
+    mjcf = _mjcf(robot, spec_dir, sensed)
+    command = top.section("command", COMMAND_KEYS, required=True)
     interface = command.text("interface", required=True, choices=INTERFACES)
-    limits = _limits(robot, urdf, joints, interface)
+    limit_origins: dict[str, tuple[str, ...]] = {}
+    limits = _limits(robot, urdf, joints, interface, limit_origins)
     links = set(urdf.links) if urdf is not None else None
     ee_link = _link(robot, "end_effector_link", links)
     upright_link = _link(robot, "upright_link", links)
-    initial = robot.section("initial_state")
-    home = initial.vector("position", n, default=[0.0])
-    position_noise = initial.vector("position_noise", n, default=[0.0])
-    velocity_noise = initial.vector("velocity_noise", n, default=[0.0])
+    initial = robot.section("initial_state", ("position", "position_noise", "velocity_noise"))
+    home = initial.vector("position", len(sensed), default=[0.0])
+    position_noise = initial.vector("position_noise", len(sensed), default=[0.0])
+    velocity_noise = initial.vector("velocity_noise", len(sensed), default=[0.0])
     initial.done()
     robot.done()
 
@@ -634,24 +665,24 @@ def task_from_dict(
         command.fail("is for absolute velocity/effort actions and must be > 0", "action_bound")
     if mode == "delta" and (scale is None or np.any(scale <= 0.0)):
         command.fail("delta mode needs delta_scale > 0 (joint units per control period)", "")
-    gains = command.section("gains")
+    gains = command.section("gains", ("position", "velocity"))
     position_gain = gains.number("position", 0.3, positive=True)
     velocity_gain = gains.number("velocity", 1.0, positive=True)
     gains.done()
     command.done()
 
-    timing = top.section("timing", required=True)
+    timing = top.section("timing", ("control_period", "substeps", "episode_steps"), required=True)
     period = timing.number("control_period", positive=True, required=True)
     substeps = timing.integer("substeps", 10, minimum=1)
     steps = timing.integer("episode_steps", None, minimum=1)
     timing.done()
 
     goal = _goal(top, ee_link, urdf, period)
-    observation = _terms(top, "observation", n, goal is not None, upright_link)
-    reward = _terms(top, "reward", n, goal is not None, upright_link)
-    termination = top.section("termination")
+    observation = _terms(top, "observation", sensed, goal is not None, upright_link)
+    reward = _terms(top, "reward", sensed, goal is not None, upright_link)
+    termination = top.section("termination", ("joint_limits", "workspace", "upright_angle"))
     on_limits = termination.flag("joint_limits", False)
-    workspace = termination.section("workspace")
+    workspace = termination.section("workspace", ("low", "high"))
     ws_low = workspace.vector("low", 3)
     ws_high = workspace.vector("high", 3)
     workspace.done()
@@ -665,11 +696,11 @@ def task_from_dict(
     termination.done()
     solved = top.number("solved_threshold", 0.0)
 
-    simulator = top.section("simulator")
-    default_damping = [j.damping for j in _urdf_joints(urdf, joints)] if urdf else [0.0]
-    default_friction = [j.friction for j in _urdf_joints(urdf, joints)] if urdf else [0.0]
-    damping = simulator.vector("joint_damping", n, default=default_damping)
-    friction = simulator.vector("joint_friction", n, default=default_friction)
+    simulator = top.section("simulator", ("joint_damping", "joint_friction"))
+    default_damping = [j.damping for j in _urdf_joints(urdf, sensed)] if urdf else [0.0]
+    default_friction = [j.friction for j in _urdf_joints(urdf, sensed)] if urdf else [0.0]
+    damping = simulator.vector("joint_damping", len(sensed), default=default_damping)
+    friction = simulator.vector("joint_friction", len(sensed), default=default_friction)
     if np.any(damping < 0.0) or np.any(friction < 0.0):
         simulator.fail("joint_damping and joint_friction must be >= 0")
     simulator.done()
@@ -721,6 +752,9 @@ def task_from_dict(
         initial_position_noise=position_noise,
         initial_velocity_noise=velocity_noise,
         randomization=randomization,
+        passive_joint_names=tuple(passive),
+        limit_origins=limit_origins,
+        warnings=tuple(_load_warnings(urdf, sensed, source)),
         mjcf=mjcf,
     )
 
@@ -770,12 +804,62 @@ def _urdf_joints(urdf: RobotDescription, joints: Sequence[str]) -> list:
     return [urdf.joints[j] for j in joints]
 
 
+def _passive_joints(robot: _Section, urdf: RobotDescription | None, driven: list[str]) -> list:
+    """``robot.passive_joints``: movable URDF joints that are sensed but not driven."""
+    passive = robot.raw("passive_joints", [])
+    if not isinstance(passive, list) or not all(isinstance(j, str) for j in passive):
+        robot.fail(f"must be a list of joint names, got {passive!r}", "passive_joints")
+    if len(set(passive)) != len(passive):
+        robot.fail(f"lists a joint twice: {passive}", "passive_joints")
+    both = [j for j in passive if j in driven]
+    if both:
+        robot.fail(f"{both} also in robot.joints: a joint is driven or passive", "passive_joints")
+    for joint in passive if urdf is not None else ():
+        info = urdf.joints.get(joint)
+        if info is None or info.type not in MOVABLE_TYPES:
+            movable = [j.name for j in urdf.movable_joints]
+            what = "not in" if info is None else f"{info.type} in"
+            robot.fail(
+                f"joint {joint!r} is {what} {urdf.source}: a passive joint must be one of its "
+                f"movable joints {movable}",
+                "passive_joints",
+            )
+    return passive
+
+
+def _load_warnings(urdf: RobotDescription | None, sensed: list[str], source: str) -> list[str]:
+    """What a user should know although the spec is valid: movable joints the spec leaves to
+    PyBullet's default motor, and links whose inertia PyBullet will zero."""
+    if urdf is None:
+        return []
+    warnings = [
+        f"{source}: robot: joint {j.name!r} ({j.type}) of {urdf.source} is neither in "
+        "robot.joints nor robot.passive_joints: the simulator leaves it to PyBullet's default "
+        "velocity motor (target 0), which holds it nearly still; name it in "
+        "robot.passive_joints to let it move freely"
+        for j in urdf.movable_joints
+        if j.name not in sensed
+    ]
+    warnings += [
+        f'{urdf.source}: <link name="{link}"> <inertia>: principal moments '
+        f"{[round(m, 6) for m in moments]} violate the triangle inequality (or are negative): "
+        'PyBullet sets this link\'s inertia to zero ("Bad inertia tensor properties")'
+        for link, moments in urdf.bad_inertia.items()
+    ]
+    return warnings
+
+
 def _limits(
-    robot: _Section, urdf: RobotDescription | None, joints: list[str], interface: str
+    robot: _Section,
+    urdf: RobotDescription | None,
+    joints: list[str],
+    interface: str,
+    origin_of: dict[str, tuple[str, ...]],
 ) -> dict[str, np.ndarray]:
-    """URDF ``<limit>`` per joint, overridden by ``robot.limits``; checked for the interface."""
+    """URDF ``<limit>`` per joint, overridden by ``robot.limits``; checked for the interface.
+    ``origin_of`` receives where each value came from (per limit key, per joint)."""
     n = len(joints)
-    overrides = robot.section("limits")
+    overrides = robot.section("limits", LIMIT_KEYS)
     given = {key: overrides.vector(key, n, finite=False) for key in LIMIT_KEYS}
     overrides.done()
     if urdf is not None:
@@ -793,6 +877,7 @@ def _limits(
     limits: dict[str, np.ndarray] = {}
     for key in LIMIT_KEYS:
         values = np.empty(n)
+        origins = []
         for i, joint in enumerate(joints):
             info = urdf.joints[joint] if urdf is not None else None
             urdf_value = getattr(info, key) if info is not None else None
@@ -800,13 +885,18 @@ def _limits(
                 urdf_value = None  # continuous joints have no position limits
             if given[key] is not None:
                 values[i] = given[key][i]
+                origins.append(f"spec robot.limits.{key}")
             elif urdf_value is not None:
                 values[i] = urdf_value
+                origins.append("URDF <limit>")
             elif urdf is None and key in ("velocity", "effort"):
                 robot.fail(f"has no {key} limit for {joint!r} (no URDF: give every limit)", "")
             else:
                 values[i] = defaults[key]
+                continuous = info is not None and info.type == "continuous"
+                origins.append("none (continuous joint)" if continuous else "none in the URDF")
         limits[key] = values
+        origin_of[key] = tuple(origins)
     where = urdf.source if urdf is not None else robot.where("limits")
     for i, joint in enumerate(joints):
         for key in ("velocity", "effort"):
@@ -852,14 +942,14 @@ def _goal(
 ) -> GoalSampler | None:
     if not top.has("goal"):
         return None
-    goal = top.section("goal")
+    goal = top.section("goal", ("frame", "resample_every_s", "box", "annulus"))
     if ee_link is None:
         goal.fail("a goal needs robot.end_effector_link")
     frame = goal.text("frame", "world")
     if urdf is not None and frame != "world" and frame not in urdf.links:
         goal.fail(f"frame {frame!r} is neither 'world' nor a link of the URDF", "frame")
     every = goal.number("resample_every_s", 0.0, minimum=0.0)
-    box, annulus = goal.section("box"), goal.section("annulus")
+    box, annulus = goal.section("box", ("low", "high")), goal.section("annulus", ("radius", "z"))
     low, high = box.vector("low", 3), box.vector("high", 3)
     box.done()
     radius = annulus.vector("radius", 2)
@@ -893,7 +983,7 @@ def _goal(
 
 
 def _terms(
-    top: _Section, key: str, joints: int, has_goal: bool, upright: str | None
+    top: _Section, key: str, sensed: list[str], has_goal: bool, upright: str | None
 ) -> tuple[Any, ...]:
     items = top.raw(key, required=True)
     if not isinstance(items, list) or not items:
@@ -905,9 +995,9 @@ def _terms(
             {"term": item} if isinstance(item, str) else item, top.source, f"{key}[{index}]"
         )
         if key == "observation":
-            entry.only("term", "axes", "noise_std")
+            entry.only("term", "axes", "noise_std", "joints")
         else:
-            entry.only("term", "weight", "at", "axes", "wrap", "normalized", "std")
+            entry.only("term", "weight", "at", "axes", "wrap", "normalized", "std", "joints")
         name = entry.text("term", required=True, choices=tuple(catalogue))
         needs = catalogue[name][0]
         if ("goal" in needs or "end_effector" in needs) and not has_goal:
@@ -918,10 +1008,11 @@ def _terms(
         if not isinstance(axes, str) or not axes or any(a not in AXES for a in axes):
             entry.fail(f"must be a string of x, y, z, got {axes!r}", "axes")
         axes_index = tuple(AXES[a] for a in axes)
+        selected = _term_joints(entry, name, sensed)
         if key == "observation":
             noise = entry.number("noise_std", 0.0, minimum=0.0)
             entry.done()
-            terms.append(ObservationTerm(name, axes_index, noise))
+            terms.append(ObservationTerm(name, axes_index, noise, selected))
             continue
         weight = entry.number("weight", None)
         if weight is None:
@@ -934,14 +1025,30 @@ def _terms(
             wrap=entry.flag("wrap", False),
             normalized=entry.flag("normalized", True),
             std=entry.number("std", 0.1, positive=True),
+            joints=selected,
         )
         entry.done()
         terms.append(term)
     return tuple(terms)
 
 
+def _term_joints(entry: _Section, name: str, sensed: list[str]) -> tuple[int, ...] | None:
+    """A joint term's ``joints``: names of sensed joints (driven or passive), as indices."""
+    joints = entry.raw("joints")
+    if joints is None:
+        return None
+    if not name.startswith("joint_"):
+        entry.fail(f"{name!r} has no joints to select (joint_* terms do)", "joints")
+    if not isinstance(joints, list) or not joints or not all(isinstance(j, str) for j in joints):
+        entry.fail(f"must be a non-empty list of joint names, got {joints!r}", "joints")
+    unknown = [j for j in joints if j not in sensed]
+    if unknown:
+        entry.fail(f"{unknown} not among robot.joints and robot.passive_joints {sensed}", "joints")
+    return tuple(sensed.index(j) for j in joints)
+
+
 def _randomization(top: _Section) -> RandomizationConfig:
-    section = top.section("randomization")
+    section = top.section("randomization", [f.name for f in fields(RandomizationConfig)])
     values = {}
     for f in fields(RandomizationConfig):
         if f.name in ("observation_noise_std",):

@@ -1,8 +1,9 @@
 """Observation, reward and termination terms: what a task computes from a robot state.
 
-A robot state holds only what a robot publishes: joint positions and velocities (``joint_states``)
-and the task signals (geometry_msgs/PointStamped topics): ``goal``, ``end_effector`` and, for the
-upright terms, ``upright_axis`` (the z axis of a link in the world frame, as an IMU gives it).
+A robot state holds only what a robot publishes: joint positions and velocities (``joint_states``:
+the driven joints and the passive ones, sensed but not driven) and the task signals
+(geometry_msgs/PointStamped topics): ``goal``, ``end_effector`` and, for the upright terms,
+``upright_axis`` (the z axis of a link in the world frame, as an IMU gives it).
 The controller node, the deploy node and the simulator's gymnasium env all call these functions,
 so the three agree by construction. numpy only.
 """
@@ -21,7 +22,6 @@ __all__ = [
     "ObservationTerm",
     "RewardTerm",
     "RobotState",
-    "observation_size",
     "per_joint",
 ]
 
@@ -35,15 +35,33 @@ class RobotState:
     position: np.ndarray  # float64, joint positions in the task's joint order
     velocity: np.ndarray  # float64
     signals: Mapping[str, np.ndarray] = field(default_factory=dict)  # name -> xyz float64
+    # The passive joints (sensed, not driven), in the task's passive order; empty for most robots.
+    passive_position: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    passive_velocity: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    @property
+    def sensed_position(self) -> np.ndarray:
+        """Driven then passive joint positions: what joint terms select from."""
+        if len(self.passive_position) == 0:
+            return np.asarray(self.position, dtype=np.float64)
+        return np.concatenate([self.position, self.passive_position]).astype(np.float64)
+
+    @property
+    def sensed_velocity(self) -> np.ndarray:
+        if len(self.passive_velocity) == 0:
+            return np.asarray(self.velocity, dtype=np.float64)
+        return np.concatenate([self.velocity, self.passive_velocity]).astype(np.float64)
 
 
 @dataclass(frozen=True)
 class ObservationTerm:
-    """One block of the observation vector; ``axes`` selects components of a 3-D signal."""
+    """One block of the observation vector; ``axes`` selects components of a 3-D signal,
+    ``joints`` the sensed joints (indices into driven + passive) of a joint term."""
 
     term: str
     axes: tuple[int, ...] = (0, 1, 2)
     noise_std: float = 0.0
+    joints: tuple[int, ...] | None = None  # None: every sensed joint
 
 
 @dataclass(frozen=True)
@@ -58,6 +76,7 @@ class RewardTerm:
     wrap: bool = False  # joint_position_sq: angles wrapped to [-pi, pi) first
     normalized: bool = True  # action terms: divided by the action bound first
     std: float = 0.1  # ee_goal_distance_tanh: 1 - tanh(d / std)
+    joints: tuple[int, ...] | None = None  # joint terms: sensed joints (None: all of them)
 
 
 # name -> (signals it needs, description)
@@ -98,23 +117,23 @@ def per_joint(term: ObservationTerm) -> bool:
     return term.term.startswith("joint_") or term.term == "previous_action"
 
 
-def observation_size(term: ObservationTerm, joints: int) -> int:
-    return joints if per_joint(term) else len(term.axes)
+def _selected(values: np.ndarray, joints: tuple[int, ...] | None) -> np.ndarray:
+    return values if joints is None else values[list(joints)]
 
 
 def observation_block(
     term: ObservationTerm, state: RobotState, previous_action: np.ndarray
 ) -> np.ndarray:
-    q = np.asarray(state.position, dtype=np.float64)
     name = term.term
+    if name == "joint_velocity":
+        return _selected(state.sensed_velocity, term.joints)
+    q = _selected(state.sensed_position, term.joints)
     if name == "joint_position":
         return q
     if name == "joint_position_cos":
         return np.cos(q)
     if name == "joint_position_sin":
         return np.sin(q)
-    if name == "joint_velocity":
-        return np.asarray(state.velocity, dtype=np.float64)
     if name == "previous_action":
         return np.asarray(previous_action, dtype=np.float64)
     if name == "ee_minus_goal":
@@ -149,10 +168,10 @@ def reward_value(
             a = a / action_bound
         return float(np.dot(a, a))
     if name == "joint_velocity_sq":
-        v = np.asarray(s.velocity, dtype=np.float64)
+        v = _selected(s.sensed_velocity, term.joints)
         return float(np.dot(v, v))
     if name == "joint_position_sq":
-        q = np.asarray(s.position, dtype=np.float64)
+        q = _selected(s.sensed_position, term.joints)
         if term.wrap:
             q = wrap_angle(q)
         return float(np.dot(q, q))

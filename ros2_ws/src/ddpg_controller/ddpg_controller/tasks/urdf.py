@@ -15,10 +15,21 @@ import math
 import os
 import re
 import xml.etree.ElementTree as ElementTree
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["JointInfo", "RobotDescription", "TaskSpecError", "package_share", "resolve_uri"]
+import numpy as np
+
+__all__ = [
+    "MOVABLE_TYPES",
+    "JointInfo",
+    "RobotDescription",
+    "TaskSpecError",
+    "package_share",
+    "resolve_uri",
+]
+
+MOVABLE_TYPES = ("revolute", "continuous", "prismatic")
 
 
 class TaskSpecError(ValueError):
@@ -52,6 +63,13 @@ class RobotDescription:
     links: tuple[str, ...]
     resolved_text: str  # package:// and relative mesh paths replaced by absolute paths
     path: Path | None  # the file itself, when it is one
+    # Links whose <inertia> PyBullet replaces by zero (see principal_inertia_is_bad): link name ->
+    # principal moments.
+    bad_inertia: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+
+    @property
+    def movable_joints(self) -> list[JointInfo]:
+        return [j for j in self.joints.values() if j.type in MOVABLE_TYPES]
 
     def chain_to(self, link: str) -> list[JointInfo]:
         """Joints from the root to ``link``, root first."""
@@ -109,7 +127,9 @@ def resolve_uri(uri: str, base_dir: Path | None, where: str) -> Path:
             prefixes = os.environ.get("AMENT_PREFIX_PATH", "") or "unset"
             raise TaskSpecError(
                 f"{where}: package {package!r} of {uri!r} not found in the ament index "
-                f"(AMENT_PREFIX_PATH={prefixes})"
+                f"(AMENT_PREFIX_PATH={prefixes}): a package is found under a prefix of "
+                f"AMENT_PREFIX_PATH that has share/ament_index/resource_index/packages/{package} "
+                f"(colcon creates it; or create the empty file) and share/{package}/"
             )
     elif uri.startswith("pybullet_data:"):
         data = _pybullet_data_dir()
@@ -192,7 +212,42 @@ def parse_urdf(text: str, source: str, path: Path | None) -> RobotDescription:
         return f"{match.group(1)}{found}{match.group(3)}"
 
     resolved = re.sub(r'(<mesh\s[^>]*filename=")([^"]+)(")', absolute, text)
-    return RobotDescription(source, root.get("name", ""), joints, links, resolved, path)
+    bad_inertia = {}
+    for link in root.findall("link"):
+        moments = _principal_inertia(link, f'{source}: <link name="{link.get("name", "")}">')
+        if moments is not None and principal_inertia_is_bad(moments):
+            bad_inertia[link.get("name", "")] = moments
+    return RobotDescription(
+        source, root.get("name", ""), joints, links, resolved, path, bad_inertia
+    )
+
+
+def _principal_inertia(link, where: str) -> tuple[float, float, float] | None:
+    """The principal moments of a link's ``<inertial><inertia>`` (None without one)."""
+    inertia = link.find("inertial/inertia")
+    if inertia is None:
+        return None
+    value = {k: _attribute(inertia, k, f"{where} <inertia>") or 0.0 for k in _INERTIA_KEYS}
+    tensor = np.array(
+        [
+            [value["ixx"], value["ixy"], value["ixz"]],
+            [value["ixy"], value["iyy"], value["iyz"]],
+            [value["ixz"], value["iyz"], value["izz"]],
+        ]
+    )
+    x, y, z = (float(m) for m in np.linalg.eigvalsh(tensor))
+    return x, y, z
+
+
+_INERTIA_KEYS = ("ixx", "ixy", "ixz", "iyy", "iyz", "izz")
+
+
+def principal_inertia_is_bad(moments: tuple[float, float, float]) -> bool:
+    """PyBullet's test (BulletUrdfImporter::getMassAndInertia2): a negative principal moment or
+    one above the sum of the other two (a triangle inequality every rigid body satisfies) makes
+    it print "Bad inertia tensor properties, setting inertia to zero for link" and zero them."""
+    x, y, z = moments
+    return min(x, y, z) < 0.0 or x > y + z or y > x + z or z > x + y
 
 
 def _link_of(root, uri: str) -> str:
