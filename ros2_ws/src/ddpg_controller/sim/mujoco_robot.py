@@ -52,8 +52,10 @@ class MujocoRobot:
         self.model = self._compile()
         self.data = mujoco.MjData(self.model)
         m, task = self.model, self.task
-        self._qpos = np.array([m.jnt_qposadr[m.joint(j).id] for j in task.joint_names])
-        self._dofs = np.array([m.jnt_dofadr[m.joint(j).id] for j in task.joint_names])
+        # Sensed joints: the driven ones (one actuator each, in order), then the passive ones.
+        sensed = task.sensed_joint_names
+        self._qpos = np.array([m.jnt_qposadr[m.joint(j).id] for j in sensed])
+        self._dofs = np.array([m.jnt_dofadr[m.joint(j).id] for j in sensed])
         self._bodies = {m.body(i).name: i for i in range(m.nbody)}
         for link in filter(None, (task.end_effector_link, task.upright_link)):
             self._body(link)  # a missing frame fails here, not mid-episode
@@ -95,8 +97,8 @@ class MujocoRobot:
         q, qd = self.task.sample_initial_joints(rng)
         self._goal = self._sample_goal(rng)
         self._write_joints(q, qd)
-        position = self.task.command_interface == "position"
-        hold = np.asarray(q, dtype=np.float64) if position else np.zeros(self.task.action_dim)
+        n, position = self.task.action_dim, self.task.command_interface == "position"
+        hold = np.asarray(q[:n], dtype=np.float64) if position else np.zeros(n)
         self._target = hold.copy()
         self.data.ctrl[:] = hold
         self._delay = deque(hold.copy() for _ in range(self.randomization.action_delay_steps))
@@ -106,12 +108,13 @@ class MujocoRobot:
         return self._state
 
     def set_joint_state(self, position, velocity) -> RobotState:
-        """Put the joints in a given state (tests, scripted starts); the goal is unchanged."""
+        """Put the sensed joints (driven, then passive) in a given state (tests, scripted
+        starts); the goal is unchanged."""
         if self._state is None:
             raise RuntimeError("call reset() first")
         self._write_joints(position, velocity)
         if self.task.command_interface == "position":
-            self._target = np.asarray(position, dtype=np.float64).copy()
+            self._target = np.asarray(position[: self.task.action_dim], dtype=np.float64).copy()
         self._state = self._measure(self._rng)
         return self._state
 
@@ -203,7 +206,7 @@ class MujocoRobot:
             inertia[dof] = column[dof]
         omega = math.pi / task.control_period
         self._lead = 2.0 / omega  # kv / kp of the position servo
-        for i, dof in enumerate(self._dofs):
+        for i, dof in enumerate(self._dofs[: task.action_dim]):
             m.actuator_gainprm[i, :] = 0.0
             m.actuator_biasprm[i, :] = 0.0
             m.actuator_ctrllimited[i] = 0  # the command is clipped before it gets here
@@ -238,8 +241,11 @@ class MujocoRobot:
         if cfg.mass_scale != (1.0, 1.0):
             m.body_mass[1:] *= scales
             m.body_inertia[1:] *= scales[:, None]
-        m.dof_damping[self._dofs] = task.joint_damping + sample_range(rng, cfg.joint_damping, n)
-        friction = task.joint_friction + sample_range(rng, cfg.joint_friction, n)
+        sensed = len(self._dofs)  # passive joints' damping and friction are randomised too
+        m.dof_damping[self._dofs] = task.joint_damping + sample_range(
+            rng, cfg.joint_damping, sensed
+        )
+        friction = task.joint_friction + sample_range(rng, cfg.joint_friction, sensed)
         m.dof_frictionloss[self._dofs] = friction
         self._gain = sample_range(rng, cfg.actuator_gain, n)
 
@@ -284,4 +290,11 @@ class MujocoRobot:
                 signals[name] = d.xpos[self._body(self.task.end_effector_link)].copy()
             else:  # upright_axis: the link's z axis in the world frame
                 signals[name] = d.xmat[self._body(self.task.upright_link)].reshape(3, 3)[:, 2]
-        return RobotState(position=pos, velocity=vel, signals=signals)
+        n = self.task.action_dim
+        return RobotState(
+            position=pos[:n],
+            velocity=vel[:n],
+            signals=signals,
+            passive_position=pos[n:],
+            passive_velocity=vel[n:],
+        )
