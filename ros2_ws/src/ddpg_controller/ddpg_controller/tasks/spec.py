@@ -1,6 +1,6 @@
 """A task is a URDF plus one YAML file: the validated spec and the task built from it.
 
-The spec (see the README's "Your own robot" and ``builtin/*.yaml``) names the robot and its
+The spec (see docs/own-robot.md and ``builtin/*.yaml``) names the robot and its
 controlled joints, the command interface and action mode, the goal sampler, the observation,
 reward and termination terms, the timing and the domain randomisation. :func:`load_task` reads
 and checks it — unknown keys, wrong types, joints missing from the URDF, absent or zero limits,
