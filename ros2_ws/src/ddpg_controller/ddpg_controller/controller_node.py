@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from rclpy.node import Node
 
+from ddpg_controller.diagnostics import learner_diagnostics
 from ddpg_controller.latency import LatencyMeter
 from ddpg_controller.learner import BackgroundLearner, make_agent
 from ddpg_controller.learning.config import DDPGConfig
@@ -149,6 +150,7 @@ class DDPGControllerNode(TrainingEnd, Node):
         reset, lockstep = self.settings["reset_service"], self.settings["lockstep"]
         self.link = RobotLink(self, self, self.task, controller, reset, lockstep)
         self.learner.start()
+        self.diagnostics = learner_diagnostics(self)  # /diagnostics: learner health, 1 Hz
         self.get_logger().info(
             f"task {self.task.name}: {self.task.observation_dim} observations, "
             f"{self.task.action_dim} actions on {controller}/commands; run dir {self.run.path}; "

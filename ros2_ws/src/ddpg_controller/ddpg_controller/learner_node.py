@@ -39,6 +39,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from std_msgs.msg import Float64MultiArray, String
 
 from ddpg_controller import controller_node
+from ddpg_controller.diagnostics import learner_diagnostics
 from ddpg_controller.fleet_protocol import (
     EPISODES_TOPIC,
     EVALUATE_TOPIC,
@@ -175,6 +176,7 @@ class FleetLearnerNode(TrainingEnd, Node):
         self.create_timer(1.0, self._resend_evaluation)
         self.create_timer(0.5, self._acknowledge)
         self.learner.start()
+        self.diagnostics = learner_diagnostics(self)  # /diagnostics: learner health, 1 Hz
         self.get_logger().info(
             f"fleet learner for {self.task.name}: run dir {self.run.path}, device "
             f"{self.agent.device}, policy every {self.settings['policy_publish_every']} updates"

@@ -40,6 +40,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
+from ddpg_controller.diagnostics import sim_diagnostics
 from ddpg_controller.ros_common import (
     COMMAND_QOS,
     STATE_QOS,
@@ -139,6 +140,7 @@ class SimNode(Node):
         self.robot = SimulatedRobot(self.task, self.randomization)
         self._period_ns = round(self.task.control_period * 1e9)
         self._sim_steps = 0
+        self.periods_simulated = 0  # control periods stepped: the real-time factor's count
         self._episode = -1
         self._reseed: tuple[bool, int | None] = (True, None if seed < 0 else int(seed))
         self._command = np.zeros(self.task.action_dim)  # set by the reset below
@@ -165,6 +167,7 @@ class SimNode(Node):
             self._republish_timer = self.create_timer(self.republish_period, self._republish)
         else:
             self.create_timer(self.task.control_period, self._tick)
+        self.diagnostics = sim_diagnostics(self)  # /diagnostics: the real-time factor, 1 Hz
         self.get_logger().info(
             f"task={self.task.name} mode={self.mode} commands={self.controller_name}/commands "
             f"joints={self._joint_names} signals={list(self.task.signal_names)} "
@@ -256,6 +259,7 @@ class SimNode(Node):
             action = self._safe()
         if self.mode == "lockstep":
             self._stop_republishing()
+            self.periods_simulated += 1
             self._publish(self.robot.step(action))
         else:
             self._command = action
@@ -273,6 +277,7 @@ class SimNode(Node):
                         throttle_duration_sec=1.0,
                     )
                 action = safe
+        self.periods_simulated += 1
         self._publish(self.robot.step(action))
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:

@@ -23,6 +23,7 @@ PROVIDERS = {
     "std_srvs": "std_srvs",
     "rosgraph_msgs": "rosgraph_msgs",
     "lifecycle_msgs": "lifecycle_msgs",
+    "diagnostic_msgs": "diagnostic_msgs",
     "rcl_interfaces": "rcl_interfaces",
     "builtin_interfaces": "builtin_interfaces",
     "ament_index_python": "ament_index_python",
