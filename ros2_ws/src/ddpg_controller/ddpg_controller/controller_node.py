@@ -211,7 +211,12 @@ class DDPGControllerNode(TrainingEnd, Node):
     def on_state(self, stamp_ns: int, state: RobotState, received: float) -> None:
         if self.done:
             return
-        if self.last is not None and stamp_ns <= self.last.stamp_ns:
+        # In lockstep the learner thread may be publishing the command for the state before:
+        # the lock waits until it has recorded it as self.last, or this state looks like a gap
+        # and its transition is lost (8 of 6,000 on a loaded machine before).
+        with self.pending_lock:
+            last = self.last
+        if last is not None and stamp_ns <= last.stamp_ns:
             return  # duplicate or out of order: never act twice on one state
         observation = self.task.observation(state, self._previous_action(), self.noise_rng)
         finite = all(np.isfinite(v).all() for v in (state.position, state.velocity, observation))
@@ -220,8 +225,8 @@ class DDPGControllerNode(TrainingEnd, Node):
             self.last = None  # no transition across the bad state
             self._act_when_caught_up(_Pending(stamp_ns, state, observation, received, safe=True))
             return
-        if self.last is not None:
-            if stamp_ns - self.last.stamp_ns > 1.5 * self.period_ns:
+        if last is not None:
+            if stamp_ns - last.stamp_ns > 1.5 * self.period_ns:
                 self.dropped_transitions += 1  # a gap in the stream: no transition across it
             elif self._close_transition(state, observation):
                 self.learner.notify()
