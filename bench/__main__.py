@@ -4,8 +4,8 @@
 
 Benchmarks: learning (1 and 2), update-step (3), ros (4), memory (5), control-loop (6), gpu (7,
 only with CUDA), netns (8, only as root: ROS 2 across two network namespaces); none named = all.
-``fleet`` (robots feeding one learner) runs alone, with its own arguments:
-``python -m bench fleet --help``.
+``fleet`` (robots feeding one learner) and ``video`` (what a run's video costs) run alone, with
+their own arguments: ``python -m bench fleet --help``, ``python -m bench video --help``.
 ``report`` only rebuilds ``bench/results/<date>.md`` from the JSON already there.
 ``--quick`` uses tiny budgets to check that the suite works; its files are tagged
 ``<date>-quick`` so they never overwrite a full run's results.
@@ -39,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import fleet
 
         return fleet.main(argv[1:])
+    if argv[:1] == ["video"]:  # its own arguments: bench/video.py
+        from bench import video
+
+        return video.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument(
         "benchmarks", nargs="*", help=f"any of {', '.join(BENCHMARKS)}, all, report (default: all)"

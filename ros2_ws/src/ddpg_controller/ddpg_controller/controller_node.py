@@ -63,6 +63,17 @@ PARAMETERS = {
     ),
     "torch_threads": (1, "Torch CPU threads of the learner; leave a core for the control loop."),
     "shutdown_when_done": (True, "Shut the node down after training's final evaluation."),
+    "video": (
+        True,
+        "Write <run_dir>/rollout.mp4 (a GIF without ffmpeg) of the final deterministic policy, "
+        "rendered offscreen, and frames to TensorBoard; false: no video.",
+    ),
+    "video_episodes": (3, "Episodes in each video (seeds seed, seed + 1, ...), 160x120 frames."),
+    "video_every_steps": (
+        0,
+        "Environment steps between videos of the current policy (videos/step_<N>.mp4, in a "
+        "background thread); 0: only the final one.",
+    ),
 }
 
 
@@ -105,6 +116,7 @@ class DDPGControllerNode(TrainingEnd, Node):
             self.settings["total_steps"],
             self.settings["eval_every_steps"],
             self.settings["checkpoint_every_steps"],
+            self.settings["video_every_steps"],
         )
         if self.settings["resume"]:
             self._resume()
@@ -186,6 +198,8 @@ class DDPGControllerNode(TrainingEnd, Node):
         due = self.schedule.due(self.env_steps)
         if due.checkpoint:
             self.save_checkpoint()
+        if due.video:
+            self.record_periodic_video()
         if due.final:
             self.final_eval = True
             self._begin_evaluation(self.settings["final_eval_episodes"])

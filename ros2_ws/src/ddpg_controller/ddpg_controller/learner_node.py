@@ -84,6 +84,9 @@ _SHARED = (
     "max_update_backlog",
     "torch_threads",
     "shutdown_when_done",
+    "video",
+    "video_episodes",
+    "video_every_steps",
 )
 PARAMETERS = {name: controller_node.PARAMETERS[name] for name in _SHARED} | {
     "policy_publish_every": (20, "Learner updates between policy publications to the actors."),
@@ -131,6 +134,7 @@ class FleetLearnerNode(TrainingEnd, Node):
             self.settings["total_steps"],
             self.settings["eval_every_steps"],
             self.settings["checkpoint_every_steps"],
+            self.settings["video_every_steps"],
         )
         self.env_steps = 0
         self.episodes = 0
@@ -314,6 +318,8 @@ class FleetLearnerNode(TrainingEnd, Node):
         due = self.schedule.due(self.env_steps)
         if due.checkpoint:
             self.save_checkpoint()
+        if due.video:
+            self.record_periodic_video()
         if self.evaluation is not None:
             return  # the schedule's next evaluation waits for this one
         if due.final:

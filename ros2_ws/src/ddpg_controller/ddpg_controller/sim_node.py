@@ -27,6 +27,7 @@ from the node clock.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import rclpy
@@ -50,6 +51,7 @@ from ddpg_controller.ros_common import (
 )
 from ddpg_controller.ros_params import declare
 from ddpg_controller.sim.robot import SimulatedRobot
+from ddpg_controller.sim.video import Recorder
 from ddpg_controller.tasks import RandomizationConfig, builtin_task_names, load_task
 
 MODES = ("lockstep", "realtime")
@@ -138,6 +140,15 @@ class SimNode(Node):
         )
 
         self.robot = SimulatedRobot(self.task, self.randomization)
+        self.record = declare(
+            self,
+            "record",
+            "",
+            "Video file of the simulation (MP4; a GIF without ffmpeg), 160x120 at most 30 fps, "
+            "written when the node stops; empty: none.",
+            read_only=True,
+        )
+        self.recorder = Recorder(self.robot) if self.record else None
         self._period_ns = round(self.task.control_period * 1e9)
         self._sim_steps = 0
         self.periods_simulated = 0  # control periods stepped: the real-time factor's count
@@ -191,7 +202,10 @@ class SimNode(Node):
         self._episode += 1
         self._command = self._safe()
         self._command_time_ns = None
-        return self._publish(state)
+        stamp_ns = self._publish(state)
+        if self.recorder is not None:
+            self.recorder.capture(force=True)
+        return stamp_ns
 
     def _next_stamp_ns(self) -> int:
         if self.mode == "lockstep":
@@ -259,8 +273,7 @@ class SimNode(Node):
             action = self._safe()
         if self.mode == "lockstep":
             self._stop_republishing()
-            self.periods_simulated += 1
-            self._publish(self.robot.step(action))
+            self._step(action)
         else:
             self._command = action
             self._command_time_ns = self.get_clock().now().nanoseconds
@@ -277,8 +290,13 @@ class SimNode(Node):
                         throttle_duration_sec=1.0,
                     )
                 action = safe
-        self.periods_simulated += 1
+        self._step(action)
+
+    def _step(self, action: np.ndarray) -> None:
         self._publish(self.robot.step(action))
+        self.periods_simulated += 1
+        if self.recorder is not None:  # after publishing: the frame costs the robot no latency
+            self.recorder.capture()
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         self._stop_republishing()
@@ -288,6 +306,9 @@ class SimNode(Node):
         return response
 
     def destroy_node(self) -> None:
+        if self.recorder is not None:
+            path = self.recorder.write(Path(self.record))
+            self.get_logger().info(f"recording: {path or 'no frame captured'}")
         self.robot.close()
         super().destroy_node()
 

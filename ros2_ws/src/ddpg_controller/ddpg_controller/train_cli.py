@@ -182,6 +182,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="with --robots: the simulators' mode (default realtime: robots run as real ones)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress line")
+    parser.add_argument(
+        "--no-video", action="store_true", help="no rollout.mp4 of the final policy (video:=false)"
+    )
     return parser.parse_args(argv)
 
 
@@ -264,6 +267,7 @@ def train_commands(
         **launch_parameters(CONTROLLER_NODE, args, run_dir),
         "total_steps": total_steps,
         "resume": args.resume,
+        **({"video": False} if args.no_video else {}),
     }
     controller = node_command(CONTROLLER_NODE, config, controller_parameters, args.namespace)
     return sim, controller
@@ -287,6 +291,7 @@ def fleet_commands(
         **fleet_parameters(LEARNER_NODE, args, run_dir),
         "total_steps": total_steps,
         "resume": args.resume,
+        **({"video": False} if args.no_video else {}),
     }
     learner = node_command(LEARNER_NODE, config, learner_parameters, LEARNER_NAMESPACE)
     return robots, learner
