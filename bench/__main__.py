@@ -6,7 +6,8 @@ Benchmarks: learning (1 and 2), update-step (3), ros (4), memory (5), control-lo
 only with CUDA), netns (8, only as root: ROS 2 across two network namespaces); none named = all.
 ``fleet`` (robots feeding one learner) runs alone, with its own arguments:
 ``python -m bench fleet --help``. So do ``faults`` (the deploy node against a misbehaving position
-robot) and ``transfer`` (zero-shot sim-to-sim transfer, PyBullet -> MuJoCo): ``STANDALONE``.
+robot), ``transfer`` (zero-shot sim-to-sim transfer, PyBullet -> MuJoCo) and ``video`` (what a
+run's video costs): ``STANDALONE``.
 ``report`` only rebuilds ``bench/results/<date>.md`` from the JSON already there.
 ``--quick`` uses tiny budgets to check that the suite works; its files are tagged
 ``<date>-quick`` so they never overwrite a full run's results.
@@ -33,7 +34,7 @@ def _str_list(text: str) -> list[str]:
 
 
 # Benchmarks that run alone, each with its own arguments (``python -m bench NAME --help``).
-STANDALONE = ("fleet", "faults", "transfer")
+STANDALONE = ("fleet", "faults", "transfer", "video")
 BENCHMARKS = ("learning", "update-step", "ros", "memory", "control-loop", "gpu", "netns")
 
 

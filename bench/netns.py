@@ -19,13 +19,13 @@ with the sim node in A and the controller node in B (``train_cli.train_commands`
 lines ``./run train`` starts), and again with both in A for the same-computer baseline, and
 reports run time, env steps/s and the DDS bytes/s across the veth; then it sends an actor's
 weights from A to B with the policy topic's QoS (``bench/weights_probe.py``), to a subscriber
-listening and to one that joins late. Discovery is each set-up of the README's "Robots on other
-computers" (``discovery_env``): ``ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET`` (multicast), or
-``LOCALHOST`` with ``ROS_STATIC_PEERS``, or ``LOCALHOST`` with ``ROS_DISCOVERY_SERVER``, on a
-``ROS_DOMAIN_ID`` of the run's own; no Fast DDS setting besides. The namespaces look like two
-computers to Fast DDS: its host id hashes the host name and the IPv4 addresses a process sees,
-which differ, so it sends the data over UDP across the veth, not through the shared memory both
-namespaces could reach.
+listening and to one that joins late. Discovery is each set-up of docs/fleet-and-networking.md,
+"Robots on other computers" (``discovery_env``): ``ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET``
+(multicast), or ``LOCALHOST`` with ``ROS_STATIC_PEERS``, or ``LOCALHOST`` with
+``ROS_DISCOVERY_SERVER``, on a ``ROS_DOMAIN_ID`` of the run's own; no Fast DDS setting
+besides. The namespaces look like two computers to Fast DDS: its host id hashes the host name and
+the IPv4 addresses a process sees, which differ, so it sends the data over UDP across the veth,
+not through the shared memory both namespaces could reach.
 """
 
 from __future__ import annotations
@@ -308,10 +308,10 @@ def _isolated_env() -> dict[str, str]:
 
 
 def discovery_env(kind: str, link: VethLink, side: Side) -> dict[str, str]:
-    """What a user sets on the computer ``side`` so that the two find each other (the README's
-    "Robots on other computers"): ``multicast`` on the subnet, ``static_peers`` (unicast to the
-    other computer's address, ./run's LOCALHOST range kept) or ``discovery_server`` (a Fast DDS
-    discovery server on A, the LOCALHOST range kept)."""
+    """What a user sets on the computer ``side`` so that the two find each other
+    (docs/fleet-and-networking.md, "Robots on other computers"): ``multicast`` on the subnet,
+    ``static_peers`` (unicast to the other computer's address, ./run's LOCALHOST range kept) or
+    ``discovery_server`` (a Fast DDS discovery server on A, the LOCALHOST range kept)."""
     other = link.b if side == link.a else link.a
     if kind == "multicast":
         return {"ROS_AUTOMATIC_DISCOVERY_RANGE": "SUBNET"}

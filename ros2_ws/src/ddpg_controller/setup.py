@@ -17,13 +17,17 @@ setup(
     package_dir={PACKAGE: PACKAGE, f"{PACKAGE}.sim": "sim"},
     # The built-in task specs and their URDFs: read from the Python package (no ament index
     # needed), and installed to share/ddpg_controller/tasks/ for users to copy.
-    package_data={f"{PACKAGE}.tasks": ["builtin/*.yaml", "builtin/urdf/*.urdf"]},
+    package_data={
+        f"{PACKAGE}.tasks": ["builtin/*.yaml", "builtin/urdf/*.urdf", "task_spec.schema.json"]
+    },
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
         (f"share/{PACKAGE}/tasks", glob(f"{PACKAGE}/tasks/builtin/*.yaml")),
+        # The built-in specs' "$schema=../task_spec.schema.json" resolves here too.
+        (f"share/{PACKAGE}", [f"{PACKAGE}/tasks/task_spec.schema.json"]),
         (f"share/{PACKAGE}/tasks/urdf", glob(f"{PACKAGE}/tasks/builtin/urdf/*.urdf")),
     ],
     install_requires=["setuptools"],

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from rclpy.node import Node
 
+from ddpg_controller.diagnostics import learner_diagnostics
 from ddpg_controller.latency import LatencyMeter
 from ddpg_controller.learner import BackgroundLearner, make_agent
 from ddpg_controller.learning.config import DDPGConfig
@@ -78,6 +79,17 @@ PARAMETERS = {
     ),
     "torch_threads": (1, "Torch CPU threads of the learner; leave a core for the control loop."),
     "shutdown_when_done": (True, "Shut the node down after training's final evaluation."),
+    "video": (
+        True,
+        "Write <run_dir>/rollout.mp4 (a GIF without ffmpeg) of the final deterministic policy, "
+        "rendered offscreen, and frames to TensorBoard; false: no video.",
+    ),
+    "video_episodes": (3, "Episodes in each video (seeds seed, seed + 1, ...), 160x120 frames."),
+    "video_every_steps": (
+        0,
+        "Environment steps between videos of the current policy (videos/step_<N>.mp4, in a "
+        "background thread); 0: only the final one.",
+    ),
 }
 
 
@@ -131,6 +143,7 @@ class DDPGControllerNode(TrainingEnd, Node):
             self.settings["total_steps"],
             self.settings["eval_every_steps"],
             self.settings["checkpoint_every_steps"],
+            self.settings["video_every_steps"],
         )
         if self.settings["resume"]:
             self._resume()
@@ -176,6 +189,7 @@ class DDPGControllerNode(TrainingEnd, Node):
         reset, lockstep = self.settings["reset_service"], self.settings["lockstep"]
         self.link = RobotLink(self, self, self.task, controller, reset, lockstep)
         self.learner.start()
+        self.diagnostics = learner_diagnostics(self)  # /diagnostics: learner health, 1 Hz
         self.get_logger().info(
             f"task {self.task.name}: {self.task.observation_dim} observations, "
             f"{self.task.action_dim} actions on {controller}/commands; run dir {self.run.path}; "
@@ -211,6 +225,8 @@ class DDPGControllerNode(TrainingEnd, Node):
         due = self.schedule.due(self.env_steps)
         if due.checkpoint:
             self.save_checkpoint()
+        if due.video:
+            self.record_periodic_video()
         if due.final:
             self.final_eval = True
             self._begin_evaluation(self.settings["final_eval_episodes"])
@@ -236,7 +252,12 @@ class DDPGControllerNode(TrainingEnd, Node):
     def on_state(self, stamp_ns: int, state: RobotState, received: float) -> None:
         if self.done:
             return
-        if self.last is not None and stamp_ns <= self.last.stamp_ns:
+        # In lockstep the learner thread may be publishing the command for the state before:
+        # the lock waits until it has recorded it as self.last, or this state looks like a gap
+        # and its transition is lost (8 of 6,000 on a loaded machine before).
+        with self.pending_lock:
+            last = self.last
+        if last is not None and stamp_ns <= last.stamp_ns:
             return  # duplicate or out of order: never act twice on one state
         observation = self.task.observation(state, self._previous_action(), self.noise_rng)
         finite = all(np.isfinite(v).all() for v in (state.position, state.velocity, observation))
@@ -244,8 +265,8 @@ class DDPGControllerNode(TrainingEnd, Node):
             self.last = None  # no transition across the bad state
             self._act_when_caught_up(_Pending(stamp_ns, state, observation, received, safe=True))
             return
-        if self.last is not None:
-            if stamp_ns - self.last.stamp_ns > 1.5 * self.period_ns:
+        if last is not None:
+            if stamp_ns - last.stamp_ns > 1.5 * self.period_ns:
                 self.dropped_transitions += 1  # a gap in the stream: no transition across it
             elif self._close_transition(state, observation):
                 self.learner.notify()

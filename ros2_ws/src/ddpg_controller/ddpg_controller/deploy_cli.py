@@ -101,6 +101,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="extra deploy node parameter, e.g. --param max_delta:=[0.5] (repeatable)",
     )
     parser.add_argument("--log-dir", type=Path, help="default: runs/deploy-<task>-<time>")
+    parser.add_argument(
+        "--record",
+        action="store_true",
+        help="the sim node writes <log-dir>/rollout.mp4 (a GIF without ffmpeg) of the run",
+    )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per episode at most")
     return parser.parse_args(argv)
 
@@ -132,8 +137,11 @@ def main(argv: list[str] | None = None) -> int:
         if not sep:
             raise SystemExit(f"--param takes NAME:=VALUE, got {item!r}")
         deploy_parameters[key] = value
+    sim_parameters = dict(launch_parameters(SIM_NODE, args))
+    if args.record:  # the simulator renders: the deploy node stays as a robot computer runs it
+        sim_parameters["record"] = str((log_dir / "rollout.mp4").resolve())
     sim = NodeProcess(
-        node_command(SIM_NODE, config, launch_parameters(SIM_NODE, args), args.namespace),
+        node_command(SIM_NODE, config, sim_parameters, args.namespace),
         log_dir / "sim_node.log",
     )
     deploy = NodeProcess(
@@ -172,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     latency = re.findall(r"shutdown: (latency .*)", deploy.output())
     if latency:
         print(f"[ddpg-deploy] deploy node {latency[-1]}")
+    recording = re.findall(r"recording: (.*)", sim.output())
+    if recording:
+        print(f"[ddpg-deploy] video {recording[-1]}")
     return code
 
 

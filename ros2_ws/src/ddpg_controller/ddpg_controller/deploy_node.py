@@ -55,6 +55,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import Trigger
 
+from ddpg_controller.diagnostics import deploy_diagnostics
 from ddpg_controller.latency import LatencyMeter, SkippedStates
 from ddpg_controller.ros_common import (
     COMMAND_QOS,
@@ -146,7 +147,7 @@ class DeployNode(LifecycleNode):
         self.assembler: StateAssembler | None = None
         self.active = False
         self.joint_error: str | None = None  # what the last joint_states lacked
-        self.counts = {"commands": 0, "safe": 0, "ignored": 0, "timeouts": 0}
+        self.counts = {"commands": 0, "safe": 0, "clipped": 0, "ignored": 0, "timeouts": 0}
         self.skipped = SkippedStates(0.0)
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._subscriptions: list = []
@@ -155,6 +156,7 @@ class DeployNode(LifecycleNode):
         self.command_publisher = None
         self.command_state_publisher = None
         self.create_service(Trigger, "~/clear_e_stop", self._on_clear_e_stop)
+        self.diagnostics = deploy_diagnostics(self)  # /diagnostics: 1 Hz and on every change
         self.get_logger().info("deploy node up (unconfigured); configure it to load the policy")
 
     # ---- lifecycle -----------------------------------------------------------------------------
@@ -167,6 +169,7 @@ class DeployNode(LifecycleNode):
             self.get_logger().error(problem)
             self._release()
             return TransitionCallbackReturn.FAILURE
+        self.diagnostics.update()
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -189,6 +192,7 @@ class DeployNode(LifecycleNode):
             f"active: commanding {self.command_topic} "
             f"(state timeout {self.safety.config.state_timeout * 1e3:.0f} ms)"
         )
+        self.diagnostics.update()
         return TransitionCallbackReturn.SUCCESS
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -213,6 +217,7 @@ class DeployNode(LifecycleNode):
         for timer in self._timers:
             self.destroy_timer(timer)
         self._timers.clear()
+        self.diagnostics.update()
         self.get_logger().info(f"{why}: safe command published; {self.latency_line()}")
 
     # ---- configuration checks ------------------------------------------------------------------
@@ -323,6 +328,7 @@ class DeployNode(LifecycleNode):
         self.policy = self.task = self.safety = self.assembler = None
         self.command_publisher = self.command_state_publisher = None
         self.joint_error = None
+        self.diagnostics.update()
 
     # ---- state input ---------------------------------------------------------------------------
     def _on_signal(self, name: str, msg: PointStamped) -> None:
@@ -400,6 +406,8 @@ class DeployNode(LifecycleNode):
         if reason:
             self.counts["safe"] += 1
             self.get_logger().error(reason, throttle_duration_sec=1.0)
+        elif command is not None and not np.array_equal(command, action):
+            self.counts["clipped"] += 1  # limited, rate-limited or filtered by the safety layer
         self._publish(command, stamp_ns, received)
 
     def _publish(self, command: np.ndarray | None, stamp_ns: int, received: float | None) -> None:
@@ -418,6 +426,7 @@ class DeployNode(LifecycleNode):
         echo.name = list(self.task.joint_names)
         setattr(echo, _ECHO_FIELD.get(self.task.command_interface, "position"), command.tolist())
         self.command_state_publisher.publish(echo)
+        self.diagnostics.update()
 
     # ---- watchdog, e-stop, latency -------------------------------------------------------------
     def _check_watchdog(self) -> None:
@@ -444,6 +453,7 @@ class DeployNode(LifecycleNode):
         self.safety.e_stop()
         if self.active:
             self._publish(self.safety.safe(), 0, None)
+        self.diagnostics.update()
 
     def _on_clear_e_stop(self, request: Trigger.Request, response: Trigger.Response):
         if self.safety is None:
@@ -453,6 +463,7 @@ class DeployNode(LifecycleNode):
         was = self.safety.clear_e_stop()
         response.success = True
         response.message = "e-stop cleared" if was else "e-stop was not latched"
+        self.diagnostics.update()
         self.get_logger().warning(response.message)
         return response
 

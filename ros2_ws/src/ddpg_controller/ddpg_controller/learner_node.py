@@ -39,6 +39,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from std_msgs.msg import Float64MultiArray, String
 
 from ddpg_controller import controller_node
+from ddpg_controller.diagnostics import learner_diagnostics
 from ddpg_controller.fleet_protocol import (
     EPISODES_TOPIC,
     EVALUATE_TOPIC,
@@ -83,6 +84,9 @@ _SHARED = (
     "max_update_backlog",
     "torch_threads",
     "shutdown_when_done",
+    "video",
+    "video_episodes",
+    "video_every_steps",
 )
 PARAMETERS = {name: controller_node.PARAMETERS[name] for name in _SHARED} | {
     "policy_publish_every": (20, "Learner updates between policy publications to the actors."),
@@ -130,6 +134,7 @@ class FleetLearnerNode(TrainingEnd, Node):
             self.settings["total_steps"],
             self.settings["eval_every_steps"],
             self.settings["checkpoint_every_steps"],
+            self.settings["video_every_steps"],
         )
         self.env_steps = 0
         self.episodes = 0
@@ -175,6 +180,7 @@ class FleetLearnerNode(TrainingEnd, Node):
         self.create_timer(1.0, self._resend_evaluation)
         self.create_timer(0.5, self._acknowledge)
         self.learner.start()
+        self.diagnostics = learner_diagnostics(self)  # /diagnostics: learner health, 1 Hz
         self.get_logger().info(
             f"fleet learner for {self.task.name}: run dir {self.run.path}, device "
             f"{self.agent.device}, policy every {self.settings['policy_publish_every']} updates"
@@ -314,6 +320,8 @@ class FleetLearnerNode(TrainingEnd, Node):
         due = self.schedule.due(self.env_steps)
         if due.checkpoint:
             self.save_checkpoint()
+        if due.video:
+            self.record_periodic_video()
         if self.evaluation is not None:
             return  # the schedule's next evaluation waits for this one
         if due.final:

@@ -15,6 +15,8 @@ from typing import Any
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.node import Node
 
+from ddpg_controller.learning.config import MAX_DESCRIPTION_CHARS
+
 _TYPES = {
     bool: ParameterType.PARAMETER_BOOL,
     int: ParameterType.PARAMETER_INTEGER,
@@ -31,8 +33,14 @@ _ARRAY_TYPES = {
 def declare(node: Node, name: str, default: Any, description: str, read_only: bool = False) -> Any:
     """Declare one parameter with a typed descriptor and return its value (YAML/CLI override).
 
-    A double accepts an integer in YAML or on the command line (``tau:=1`` means 1.0).
+    A double accepts an integer in YAML or on the command line (``tau:=1`` means 1.0). A
+    description longer than ``MAX_DESCRIPTION_CHARS`` is refused, so every node's stay short.
     """
+    if len(description) > MAX_DESCRIPTION_CHARS:
+        raise ValueError(
+            f"parameter {name}: description is {len(description)} characters, at most "
+            f"{MAX_DESCRIPTION_CHARS}; move the evidence to the bench findings it names"
+        )
     value_type = type(default)
     if isinstance(default, tuple | list):
         element = type(default[0]) if default else float

@@ -1,8 +1,9 @@
 """The files a training run leaves behind, so that it can be read, plotted and resumed.
 
 ``<run_dir>/config.yaml`` (the resolved parameters), ``metrics.csv``, ``tensorboard/`` events,
-``checkpoints/last.pt`` (+ the replay buffer when asked), ``learning_curve.png``, ``policy.pt`` and
-``summary.yaml`` (the final evaluation, throughput and latency).
+``checkpoints/last.pt`` (+ the replay buffer when asked), ``learning_curve.png``, ``policy.pt``,
+``summary.yaml`` (the final evaluation, throughput and latency) and ``rollout.mp4`` (a video of the
+final policy; ``videos/`` holds periodic ones).
 """
 
 from __future__ import annotations
@@ -117,6 +118,25 @@ class RunDirectory:
         self.write_summary(summary)
         self.plot_learning_curve(title)
 
+    def write_video(
+        self, name: str, task: Task, act: Callable[[Any], Any], step: int, episodes: int, seed: int
+    ) -> Path:
+        """``<run_dir>/<name>`` (MP4, or GIF without ffmpeg): ``episodes`` episodes of ``act`` in
+        the simulator, offscreen; and eight of its frames in TensorBoard (``video/<name>``), as
+        images: ``add_video`` needs moviepy, which is not a dependency. Returns the file."""
+        import numpy as np
+
+        from ddpg_controller.sim.video import record_episodes, write_video
+
+        frames, fps = record_episodes(task, act, episodes, seed)
+        path = write_video(self.path / name, frames, fps)
+        picks = np.linspace(0, len(frames) - 1, 8).round().astype(int)
+        tag = f"video/{Path(name).with_suffix('')}"
+        images = np.stack([frames[i] for i in picks])
+        self._writer().add_images(tag, images, step, dataformats="NHWC")
+        self._writer().flush()
+        return path
+
     def write_config(self, config: Mapping[str, Any]) -> None:
         _write_text(self.path / "config.yaml", yaml.safe_dump(dict(config), sort_keys=True))
 
@@ -170,17 +190,20 @@ class RunDirectory:
             self._tensorboard.close()
             self._tensorboard = None
 
-    def _log_tensorboard(self, row: Mapping[str, Any]) -> None:
+    def _writer(self):
         if self._tensorboard is None:
             from torch.utils.tensorboard import SummaryWriter
 
             self._tensorboard = SummaryWriter(str(self.path / "tensorboard"))
+        return self._tensorboard
+
+    def _log_tensorboard(self, row: Mapping[str, Any]) -> None:
         step = int(row["step"])
         for key in ("return", "critic_loss", "actor_loss", "updates_per_s", "latency_p99_ms"):
             value = row.get(key)
             if value is not None and math.isfinite(float(value)):
-                self._tensorboard.add_scalar(f"{row.get('kind', 'train')}/{key}", value, step)
-        self._tensorboard.flush()
+                self._writer().add_scalar(f"{row.get('kind', 'train')}/{key}", value, step)
+        self._writer().flush()
 
 
 def default_run_dir(task: str) -> Path:

@@ -28,6 +28,7 @@ from the node clock.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import rclpy
@@ -41,6 +42,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
+from ddpg_controller.diagnostics import sim_diagnostics
 from ddpg_controller.ros_common import (
     COMMAND_QOS,
     STATE_QOS,
@@ -51,6 +53,7 @@ from ddpg_controller.ros_common import (
 )
 from ddpg_controller.ros_params import declare
 from ddpg_controller.sim.engine import ENGINES, make_robot
+from ddpg_controller.sim.video import Recorder
 from ddpg_controller.tasks import RandomizationConfig, builtin_task_names, load_task
 
 MODES = ("lockstep", "realtime")
@@ -146,8 +149,20 @@ class SimNode(Node):
         )
 
         self.robot = make_robot(self.task, self.randomization, self.engine)
+        self.record = declare(
+            self,
+            "record",
+            "",
+            "Video file of the simulation (MP4; a GIF without ffmpeg), 160x120 at most 30 fps, "
+            "written when the node stops; empty: none. PyBullet engine only.",
+            read_only=True,
+        )
+        if self.record and self.engine != "pybullet":
+            raise ValueError(f"record: videos are rendered by PyBullet, not {self.engine!r}")
+        self.recorder = Recorder(self.robot) if self.record else None
         self._period_ns = round(self.task.control_period * 1e9)
         self._sim_steps = 0
+        self.periods_simulated = 0  # control periods stepped: the real-time factor's count
         self._episode = -1
         self._reseed: tuple[bool, int | None] = (True, None if seed < 0 else int(seed))
         self._command = np.zeros(self.task.action_dim)  # set by the reset below
@@ -177,6 +192,7 @@ class SimNode(Node):
             self._republish_timer = self.create_timer(self.republish_period, self._republish)
         else:
             self.create_timer(self.task.control_period, self._tick)
+        self.diagnostics = sim_diagnostics(self)  # /diagnostics: the real-time factor, 1 Hz
         self.get_logger().info(
             f"task={self.task.name} engine={self.engine} mode={self.mode} "
             f"commands={self.controller_name}/commands "
@@ -201,7 +217,10 @@ class SimNode(Node):
         self._episode += 1
         self._command = self._safe()
         self._command_time_ns = None
-        return self._publish(state)
+        stamp_ns = self._publish(state)
+        if self.recorder is not None:
+            self.recorder.capture(force=True)
+        return stamp_ns
 
     def _next_stamp_ns(self) -> int:
         if self.mode == "lockstep":
@@ -269,7 +288,7 @@ class SimNode(Node):
             action = self._safe()
         if self.mode == "lockstep":
             self._stop_republishing()
-            self._publish(self.robot.step(action))
+            self._step(action)
         else:
             self._command = action
             self._command_time_ns = self.get_clock().now().nanoseconds
@@ -286,7 +305,13 @@ class SimNode(Node):
                         throttle_duration_sec=1.0,
                     )
                 action = safe
+        self._step(action)
+
+    def _step(self, action: np.ndarray) -> None:
         self._publish(self.robot.step(action))
+        self.periods_simulated += 1
+        if self.recorder is not None:  # after publishing: the frame costs the robot no latency
+            self.recorder.capture()
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         self._stop_republishing()
@@ -296,6 +321,9 @@ class SimNode(Node):
         return response
 
     def destroy_node(self) -> None:
+        if self.recorder is not None:
+            path = self.recorder.write(Path(self.record))
+            self.get_logger().info(f"recording: {path or 'no frame captured'}")
         self.robot.close()
         super().destroy_node()
 

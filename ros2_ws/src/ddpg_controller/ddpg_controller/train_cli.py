@@ -221,6 +221,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="F.yaml",
         help="check a task spec and its URDF without training, print what it resolves to",
     )
+    parser.add_argument(
+        "--no-video", action="store_true", help="no rollout.mp4 of the final policy (video:=false)"
+    )
     return parser.parse_args(argv)
 
 
@@ -323,6 +326,7 @@ def train_commands(
         **launch_parameters(CONTROLLER_NODE, args, run_dir),
         "total_steps": total_steps,
         "resume": args.resume,
+        **({"video": False} if args.no_video else {}),
     }
     controller = node_command(CONTROLLER_NODE, config, controller_parameters, args.namespace)
     return sim, controller
@@ -346,6 +350,7 @@ def fleet_commands(
         **fleet_parameters(LEARNER_NODE, args, run_dir),
         "total_steps": total_steps,
         "resume": args.resume,
+        **({"video": False} if args.no_video else {}),
     }
     learner = node_command(LEARNER_NODE, config, learner_parameters, LEARNER_NAMESPACE)
     return robots, learner

@@ -8,7 +8,10 @@ written with ``complete: false``, so nothing learned is lost and ``resume`` cont
 
 from __future__ import annotations
 
+import copy
+import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import rclpy
@@ -80,14 +83,49 @@ class TrainingEnd:
             **({"policy": str(self.run.policy)} if finished or self.run.policy.exists() else {}),
         }
 
+    def record_video(self, name: str, act: Callable[[Any], Any]) -> None:
+        """``<run_dir>/<name>``: a few episodes of ``act`` in the simulator (``video``,
+        ``video_episodes``); a run without a simulator's video is still a run, so a failure is
+        a warning."""
+        if not self.settings["video"]:
+            return
+        started = time.monotonic()
+        try:
+            path = self.run.write_video(
+                name,
+                self.task,
+                act,
+                self.env_steps,
+                self.settings["video_episodes"],
+                self.settings["seed"],
+            )
+        except Exception as exc:  # e.g. a learner's computer without PyBullet
+            self.get_logger().warning(f"no video {name}: {type(exc).__name__}: {exc}")
+            return
+        self.get_logger().info(
+            f"video {path} ({path.stat().st_size / 1e3:.0f} kB) in "
+            f"{time.monotonic() - started:.1f} s"
+        )
+
+    def record_periodic_video(self) -> None:
+        """``videos/step_<N>.mp4`` of the current deterministic policy (``video_every_steps``),
+        in a thread of its own with a copy of the acting policy: the control loop never waits."""
+        policy = copy.deepcopy(self.learner.policy)
+        name = f"videos/step_{self.env_steps}.mp4"
+        threading.Thread(target=self.record_video, args=(name, policy), daemon=True).start()
+
     @completes_despite_ctrl_c
     def finish(self, final_eval_return: float) -> None:
-        """Training is over: checkpoint, export the deterministic policy, summarise, plot."""
+        """Training is over: checkpoint, export the deterministic policy, summarise, plot, and a
+        video of the exported policy."""
+        from ddpg_controller.learning.export import load_policy
+
         self.done = True
         self.learner.stop()
         self.save_checkpoint()
         summary = self.summary(final_eval_return)
         self.run.write_results(self.agent, self.task, self.env_steps, summary, self.results_title())
+        self.record_video("rollout.mp4", load_policy(self.run.policy))
         self.get_logger().info(f"training done: {summary}")
         if self.settings["shutdown_when_done"]:
             rclpy.try_shutdown()

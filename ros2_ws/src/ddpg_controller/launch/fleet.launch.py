@@ -6,7 +6,7 @@ Robot k runs in namespace ``robot_k``: a PyBullet sim node (seed + k) and an act
 explores, streams its transitions). One learner node (``fleet/controller``) stores every robot's
 transitions in one replay buffer, trains, publishes the policy, and writes the run directory.
 For robots on real hardware start only the learner here and an actor node beside each robot
-(README, "Fleet training").
+(docs/fleet-and-networking.md).
 
 ``./run train --robots N`` starts the same executables with the same parameter file and arguments
 (ddpg_controller/train_cli.py; tests/test_launch_agreement.py keeps them in agreement). The launch

@@ -34,7 +34,7 @@ class RobotEnv(gymnasium.Env):
     in delta mode); ``task.command`` turns them into the joint command the robot receives, which
     the robot clips to its limits (actuator saturation)."""
 
-    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium's convention)
+    metadata: dict[str, Any] = {"render_modes": ["rgb_array"]}  # noqa: RUF012 (gymnasium's)
 
     def __init__(
         self,
@@ -42,10 +42,15 @@ class RobotEnv(gymnasium.Env):
         randomization: RandomizationConfig | None = None,
         render_mode: str | None = None,
         engine: str = "pybullet",
+        render_size: tuple[int, int] = (160, 120),
     ) -> None:
-        if render_mode is not None:
-            raise ValueError("RobotEnv does not render")
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"RobotEnv renders 'rgb_array' only, not {render_mode!r}")
+        self.render_mode = render_mode
+        self.render_size = render_size  # width, height of render()'s frames
         self.task: Task = load_task(task) if isinstance(task, str) else task
+        # gymnasium's RecordVideo plays frames at render_fps: one frame per control period.
+        self.metadata = {**self.metadata, "render_fps": 1.0 / self.task.control_period}
         self.robot = make_robot(self.task, randomization, engine)
         self.action_space = spaces.Box(
             low=self.task.action_low.astype(np.float32),
@@ -89,6 +94,13 @@ class RobotEnv(gymnasium.Env):
         info = {"effort": self.robot.applied_effort.copy()}
         observation = self.task.observation(next_state, action, self._noise_rng)
         return observation, float(reward), terminated, truncated, info
+
+    def render(self) -> np.ndarray | None:
+        """The scene as an RGB array (``render_mode="rgb_array"``; None without a render mode),
+        from PyBullet's offscreen CPU renderer."""
+        if self.render_mode is None:
+            return None
+        return self.robot.render(*self.render_size)
 
     @property
     def state(self):

@@ -55,6 +55,7 @@ class SimulatedRobot:
         self._passive: list[int] = []
         self._links: dict[str, int] = {}
         self._goal: np.ndarray | None = None
+        self._goal_marker: int | None = None  # a red sphere that render() draws at the goal
         self._gain = np.ones(self.task.action_dim)
         self._friction = np.zeros(self.task.action_dim)
         self._delay: deque[np.ndarray] = deque()
@@ -86,6 +87,7 @@ class SimulatedRobot:
             self._rng = np.random.default_rng(seed)
         rng = self._rng
         self._build_world()
+        self._goal_marker = None
         self._randomize(rng)
         q, qd = self.task.sample_initial_joints(rng)
         self._goal = self._sample_goal(rng)
@@ -162,6 +164,79 @@ class SimulatedRobot:
             self._goal = self._sample_goal(self._rng)
         self._state = self._measure(self._rng)
         return self._state
+
+    def render(self, width: int = 160, height: int = 120) -> np.ndarray:
+        """The scene as an RGB frame (``height`` x ``width`` x 3, uint8) from PyBullet's CPU
+        renderer (``ER_TINY_RENDERER``: offscreen, no display, no GPU), the camera aimed at the
+        whole reach of the robot and across its first joint's axis, so a planar arm is seen
+        from above and a pendulum from the side."""
+        if self._state is None:
+            raise RuntimeError("call reset() first")
+        cid = self.physics_client
+        if self._goal is not None:
+            self._show_goal()
+        target, distance, yaw, pitch = self._camera()
+        view = pybullet.computeViewMatrixFromYawPitchRoll(
+            target, distance, yaw, pitch, 0.0, 2, physicsClientId=cid
+        )
+        projection = pybullet.computeProjectionMatrixFOV(
+            60.0, width / height, 0.01, 10.0 * distance, physicsClientId=cid
+        )
+        _, _, rgba, _, _ = pybullet.getCameraImage(
+            width,
+            height,
+            view,
+            projection,
+            renderer=pybullet.ER_TINY_RENDERER,
+            physicsClientId=cid,
+        )
+        return np.asarray(rgba, dtype=np.uint8).reshape(height, width, 4)[:, :, :3].copy()
+
+    def _show_goal(self) -> None:
+        """A red sphere at the goal: visual only (no mass, no collision), so it moves nothing."""
+        cid, goal = self.physics_client, self._goal.tolist()
+        if self._goal_marker is None:
+            shape = pybullet.createVisualShape(
+                pybullet.GEOM_SPHERE,
+                radius=0.02,
+                rgbaColor=[0.9, 0.1, 0.1, 1.0],
+                physicsClientId=cid,
+            )
+            self._goal_marker = pybullet.createMultiBody(
+                baseMass=0.0, baseVisualShapeIndex=shape, basePosition=goal, physicsClientId=cid
+            )
+        pybullet.resetBasePositionAndOrientation(
+            self._goal_marker, goal, [0.0, 0.0, 0.0, 1.0], physicsClientId=cid
+        )
+
+    def _camera(self) -> tuple[list[float], float, float, float]:
+        """Target, distance, yaw and pitch, so that the robot's reach fills the view: the
+        farthest corner of a link's collision box (of a link without collision geometry, as the
+        pendulum's rod, the far end of a rod from its frame through its centre of mass) and the
+        goal."""
+        cid, body = self.physics_client, self._body
+        base = np.array(pybullet.getBasePositionAndOrientation(body, physicsClientId=cid)[0])
+        points: list = []
+        for link in range(-1, pybullet.getNumJoints(body, physicsClientId=cid)):
+            low, high = (np.array(c) for c in pybullet.getAABB(body, link, physicsClientId=cid))
+            if link >= 0 and np.max(high - low) < 0.01:
+                state = pybullet.getLinkState(body, link, physicsClientId=cid)
+                points.append(2.0 * np.array(state[0]) - np.array(state[4]))
+            else:
+                points += [low, high]
+        if self._goal is not None:
+            points.append(self._goal)
+        reach = max(0.05, *(float(np.linalg.norm(np.subtract(p, base))) for p in points))
+        joint = self._joints[0]
+        axis = np.array(pybullet.getJointInfo(body, joint, physicsClientId=cid)[13])
+        orientation = pybullet.getLinkState(body, joint, physicsClientId=cid)[5]
+        axis = np.array(pybullet.getMatrixFromQuaternion(orientation)).reshape(3, 3) @ axis
+        if abs(axis[2]) > 0.7:  # vertical first joint: an arm turning about its base
+            target = base + np.array([0.0, 0.0, 0.3 * reach])
+            return target.tolist(), 1.9 * reach, 30.0, -45.0
+        # Horizontal: look along the axis, at the plane the joint swings in.
+        yaw = float(np.degrees(np.arctan2(axis[0], -axis[1])))
+        return base.tolist(), 1.9 * reach, yaw, -10.0
 
     def close(self) -> None:
         if self._client is not None:

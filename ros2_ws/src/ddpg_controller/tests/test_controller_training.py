@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
 import yaml
@@ -63,6 +64,8 @@ def test_pendulum_training_through_ros_clearly_beats_the_untrained_policy(tmp_pa
     assert {row["kind"] for row in rows} == {"train", "eval", "eval_mean"}
     for name in ("config.yaml", "learning_curve.png", "checkpoints/last.pt"):
         assert (run_dir / name).stat().st_size > 0, name
+    # A video of the final policy (3 episodes of 200 steps, each with its first frame).
+    assert iio.imread(run_dir / "rollout.mp4", plugin="FFMPEG").shape == (3 * 201, 120, 160, 3)
     assert any((run_dir / "tensorboard").iterdir())
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert config["ddpg"]["batch_size"] == 128 and config["seed"] == 0

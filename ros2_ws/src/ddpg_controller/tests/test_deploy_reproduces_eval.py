@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 from types import SimpleNamespace
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
 
@@ -62,8 +63,11 @@ def trained(tmp_path_factory) -> SimpleNamespace:
     return SimpleNamespace(path=path, final_eval=result.eval_returns[-1], task=task)
 
 
-def deploy_returns(spawn, tmp_path: Path, policy: Path, *params: str) -> list[float]:
+def deploy_returns(
+    spawn, tmp_path: Path, policy: Path, *params: str, record: bool = False
+) -> list[float]:
     extra = [arg for param in params for arg in ("--param", param)]
+    extra += ["--record"] if record else []
     cli = spawn(
         "-m",
         "ddpg_controller.deploy_cli",
@@ -94,8 +98,12 @@ def test_exported_policy_is_the_evaluated_policy(trained) -> None:
 
 
 def test_deployed_policy_reproduces_the_final_evaluation(trained, spawn, tmp_path) -> None:
-    returns = deploy_returns(spawn, tmp_path, trained.path, "max_delta:=[0.0]")
+    """With ``--record`` too: the simulator renders every control period and moves the same."""
+    returns = deploy_returns(spawn, tmp_path, trained.path, "max_delta:=[0.0]", record=True)
     assert returns == pytest.approx(trained.final_eval, rel=1e-9, abs=1e-6)
+    video = iio.imread(tmp_path / "deploy" / "rollout.mp4", plugin="FFMPEG")
+    assert video.shape[0] >= EPISODES * trained.task.max_episode_steps
+    assert video.shape[1:] == (120, 160, 3)
 
 
 def test_deployed_policy_with_rate_limit_is_policy_plus_safety_layer(

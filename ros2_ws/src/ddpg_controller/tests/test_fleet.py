@@ -169,6 +169,7 @@ def _node(module: str, config: Path, namespace: str, **parameters: object) -> li
 
 
 def test_faults_are_counted_and_a_learner_restart_loses_nothing(tmp_path, spawn, ros) -> None:
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import JointState
     from std_msgs.msg import Float64MultiArray, String
@@ -185,8 +186,21 @@ def test_faults_are_counted_and_a_learner_restart_loses_nothing(tmp_path, spawn,
     learner = spawn(*learner_args)
     states: list[int] = []
     ros.node.create_subscription(JointState, "/robot_0/joint_states", states.append, 10)
+    health: list[dict[str, str]] = []  # the learner's status on /diagnostics
+    ros.node.create_subscription(
+        DiagnosticArray,
+        "/diagnostics",
+        lambda msg: health.extend(
+            {"level": s.level, **{v.key: v.value for v in s.values}}
+            for s in msg.status
+            if s.name == "fleet/controller: learner"
+        ),
+        10,
+    )
     metrics = RunDirectory(run_dir)
     assert ros.spin_until(lambda: len(metrics.read_metrics()) >= 3, 120), learner.output()[-2000:]
+    assert ros.spin_until(lambda: any(int(h["updates"]) > 0 for h in health), 10), health
+    assert health[-1]["level"] == DiagnosticStatus.OK and int(health[-1]["replay_size"]) > 0
 
     # Transition batches from a made-up robot: stored once, in order, never with a NaN.
     reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)

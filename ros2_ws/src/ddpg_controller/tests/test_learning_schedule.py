@@ -30,3 +30,11 @@ def test_resume_continues_with_the_next_multiples() -> None:
     schedule.resume(4321)
     assert schedule.due(5999) == Due(checkpoint=True)
     assert schedule.due(6000) == Due(evaluation=True)
+
+
+def test_periodic_videos_fire_once_per_interval_and_not_at_the_end() -> None:
+    schedule = TrainingSchedule(total_steps=1000, eval_every=0, video_every=400)
+    videos = [step for step in range(200, 1001, 200) if schedule.due(step).video]
+    assert videos == [400, 800]  # at 1000 the final video comes with the exported policy
+    schedule.resume(500)
+    assert not schedule.due(799).video and schedule.due(800).video

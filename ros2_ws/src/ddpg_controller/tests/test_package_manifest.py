@@ -23,6 +23,7 @@ PROVIDERS = {
     "std_srvs": "std_srvs",
     "rosgraph_msgs": "rosgraph_msgs",
     "lifecycle_msgs": "lifecycle_msgs",
+    "diagnostic_msgs": "diagnostic_msgs",
     "rcl_interfaces": "rcl_interfaces",
     "builtin_interfaces": "builtin_interfaces",
     "ament_index_python": "ament_index_python",
@@ -36,9 +37,12 @@ PROVIDERS = {
     "pybullet_data": "python3-pybullet-pip",
     "gymnasium": "python3-gymnasium-pip",
     "mujoco": "python3-mujoco-pip",
+    "imageio": "python3-imageio",
 }
 # Needed at run time without an import statement of ours: torch.utils.tensorboard imports it.
 INDIRECT = {"python3-tensorboard-pip"}
+# The tests' own: pytest, and jsonschema (the task spec's schema validates the built-in specs).
+TEST_KEYS = {"python3-pytest", "python3-jsonschema"}
 
 
 def _imported_modules() -> set[str]:
@@ -66,7 +70,7 @@ def test_exec_depends_match_the_imports() -> None:
 def test_every_dependency_key_is_one_checked_against_rosdep() -> None:
     manifest = ElementTree.parse(PACKAGE / "package.xml").getroot()
     keys = {e.text for e in manifest if e.tag.endswith("depend")}
-    assert keys <= {*PROVIDERS.values(), *INDIRECT, "python3-pytest"}, "e.g. ament_python is none"
+    assert keys <= {*PROVIDERS.values(), *INDIRECT, *TEST_KEYS}, "e.g. ament_python is none"
 
 
 def test_manifest_is_format_3_ament_python() -> None:
@@ -74,7 +78,7 @@ def test_manifest_is_format_3_ament_python() -> None:
     assert manifest.get("format") == "3"
     assert manifest.findtext("name") == "ddpg_controller"
     assert manifest.find("export/build_type").text == "ament_python"
-    assert {e.text for e in manifest.iter("test_depend")} == {"python3-pytest"}
+    assert {e.text for e in manifest.iter("test_depend")} == TEST_KEYS
 
 
 @pytest.mark.parametrize(
@@ -83,6 +87,8 @@ def test_manifest_is_format_3_ament_python() -> None:
         ("ddpg_controller.learning.training", ("rclpy", "pybullet")),
         ("ddpg_controller.learning.export", ("rclpy", "pybullet")),
         ("ddpg_controller.sim.envs", ("torch", "rclpy")),
+        ("ddpg_controller.sim.video", ("torch", "rclpy")),
+        ("ddpg_controller.deploy_node", ("pybullet", "gymnasium", "imageio")),
         ("ddpg_controller.tasks", ("pybullet", "gymnasium", "torch", "rclpy")),
     ],
 )

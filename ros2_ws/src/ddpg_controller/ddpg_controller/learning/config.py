@@ -3,8 +3,9 @@
 Every field carries ``metadata["description"]`` so a ROS node can declare one parameter per field
 (``ddpg.<field>``, ``ddpg.noise.<field>``) with the same text a reader sees here. Defaults are the
 paper's (Lillicrap et al. 2015, §7) wherever the paper states a value, except the output layers'
-init (SB3's, TD3's and CleanRL's) and the actor's saturation penalty (not in the paper): their
-descriptions give the measurements behind each, as does the critic's layout's (the paper's).
+init (SB3's, TD3's and CleanRL's) and the actor's saturation penalty (not in the paper). A
+description says what the field does in a line or two (``ros2 param describe`` prints it, at most
+``MAX_DESCRIPTION_CHARS``); the measurements behind a default are in the bench findings it names.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ PRECISIONS = ("float32", "bfloat16")
 CUDA_GRAPH_SETTINGS = ("auto", "on", "off")
 CRITIC_ACTION_INPUTS = ("first", "second")
 FINAL_LAYER_INITS = ("uniform_3e-3", "fan_in")
+# A parameter's description (every node's, these fields' too) is what it does, its unit and the
+# paper's value; longer text is evidence, which belongs in bench/results/*-findings.md.
+MAX_DESCRIPTION_CHARS = 300
 
 
 def _desc(text: str) -> dict[str, str]:
@@ -89,67 +93,33 @@ class DDPGConfig:
     critic_action_input: str = field(
         default="second",
         metadata=_desc(
-            "Critic layer the action joins: 'first' (concatenated with the observation at the "
-            "input, as SB3, TD3 and CleanRL) or 'second' (after one observation-only layer, the "
-            "paper's §7 choice). Default 'second' (bench/results/2026-11-26-guards.md, SB3's "
-            "settings, fan_in init and actor_saturation_penalty for both, seeds 0-4 unless "
-            "named): HalfCheetahBullet (30k steps) 358.8 against 'first' -36.7 and SB3 -124.5; "
-            "ReacherBullet (30k steps, seeds 0-19) 9.85 against 8.09 and SB3 8.78; "
-            "InvertedPendulumBullet 134.2 against 108.7 and 108.2; Pendulum-v1 -179.2 against "
-            "-178.8 and -181.1; InvertedDoublePendulumBullet 529.6 against 710.0 and 512.7. "
-            "'second' is the one layout at or above SB3 on all five, with no seed that did not "
-            "learn; 'first' trails SB3 on ReacherBullet. Without the penalty 'second' stuck "
-            "most (2026-11-26-learning.md: InvertedPendulumBullet seed 0 at 9.1, a constant "
-            "action's return). After the warm-up's rush to a bound 'second' stays saturated "
-            "longer, which costs where saturation does harm: config/pendulum.yaml (velocity "
-            "unclipped) sets 'first' for that reason (its comment gives the figures)."
+            "Critic layer the action joins: 'first' (with the observation at the input, as SB3 and "
+            "TD3) or 'second' (after one observation-only layer, the paper's §7). Why 'second': "
+            "bench/results/2026-11-26-guards-findings.md."
         ),
     )
     final_layer_init: str = field(
         default="fan_in",
         metadata=_desc(
-            "Init of the actor's and critic's output layers: 'uniform_3e-3' (paper: "
-            "U[-3e-3, 3e-3], so first actions and Q-values are near 0) or 'fan_in' "
-            "(U[-1/sqrt(fan_in), 1/sqrt(fan_in)] like the hidden layers: PyTorch's nn.Linear "
-            "default, which SB3 keeps). Default fan_in (bench/results/2026-11-26-guards.md, "
-            "SB3's settings): on ReacherBullet, 30k steps, seeds 0-4, without a guard the "
-            "paper's init cost 3.3 (3.9 against 7.2; with actor_delay a tie, 4.4 against 3.7); "
-            "on InvertedDoublePendulumBullet with actor_saturation_penalty the two tie (710.0 "
-            "fan_in, 721.0 paper's, no seed stuck in either); both with the action at the "
-            "critic's input. The default layout ('second') was benchmarked with fan_in only."
+            "Init of the actor's and critic's output layers: 'uniform_3e-3' (the paper's "
+            "U[-3e-3, 3e-3]) or 'fan_in' (U[+-1/sqrt(fan_in)], as the hidden layers and SB3). Why "
+            "fan_in: bench/results/2026-11-26-guards-findings.md."
         ),
     )
     actor_delay: int = field(
         default=0,
         metadata=_desc(
-            "Updates after learning starts in which only the critic (and its target) trains; "
-            "the actor waits until the critic has fit the replay (paper: none; 0 disables). "
-            "It stops the actor's early rush to a bound (an untrained critic's slope dQ/da is "
-            "tiny but of one sign on most states, and Adam turns it into full-size steps) and "
-            "at 1,000 frees InvertedDoublePendulumBullet's stuck seeds, but costs on "
-            "ReacherBullet, where the first push to full torque is how the critic learns the "
-            "task's energy cost (30k steps, seeds 0-4: 4.4 with it, 3.9 without; with fan_in "
-            "3.7 against 7.2). Off by default: actor_saturation_penalty frees the stuck seeds "
-            "without that cost (bench/results/2026-11-26-guards.md)."
+            "Updates after learning starts in which only the critic trains and the actor "
+            "waits (paper: none; 0 disables). Off: actor_saturation_penalty frees stuck seeds "
+            "without its cost on ReacherBullet (bench/results/2026-11-26-guards-findings.md)."
         ),
     )
     actor_saturation_penalty: float = field(
         default=1.0,
         metadata=_desc(
-            "Weight of mean(max(|z| - 3, 0)^2) in the actor's loss, z its pre-tanh output: keeps "
-            "|mu(s)| <= tanh(3) = 0.995, where tanh still passes the critic's gradient, so an "
-            "actor pushed to a bound comes back (paper: none; 0 disables). Why 1 by default "
-            "(bench/results/2026-11-26-guards.md, SB3's settings): the seeds that never learn "
-            "are actors that ran past |z| = 9.1, where float32 tanh is exactly +-1 and its "
-            "gradient exactly 0, within ~500 updates of the warm-up's end; no critic gradient "
-            "moves them again. The penalty does not stop that rush (up to 100% of states at "
-            "|mu| > 0.99 after 500 updates) but lets the critic pull the actor back: no run "
-            "ends saturated. With the default networks, seeds 0-4: InvertedDoublePendulumBullet "
-            "(10k steps) 529.6, none stuck (SB3 512.7, 2 stuck; the paper's networks with "
-            "actor_delay instead, on the H200 machine: 3 of 5 stuck); InvertedPendulumBullet "
-            "134.2 (the paper's networks without a guard: seed 0 stuck at 9.1). With the "
-            "action at the critic's input, ReacherBullet (30k steps, seeds 0-19) 8.09 with it, "
-            "8.06 without: it costs nothing there."
+            "Weight of mean(max(|z| - 3, 0)^2) in the actor's loss, z its pre-tanh output: "
+            "keeps |mu(s)| <= 0.995, where tanh passes a gradient, so a saturated actor comes "
+            "back (paper: none; 0 disables). Why 1: bench/results/2026-11-26-guards-findings.md."
         ),
     )
     actor_lr: float = field(default=1e-4, metadata=_desc("Actor Adam learning rate (paper 1e-4)."))
@@ -188,9 +158,9 @@ class DDPGConfig:
     precision: str = field(
         default="float32",
         metadata=_desc(
-            "Arithmetic of the update step: 'float32', or 'bfloat16' autocast: x2.3 updates/s "
-            "at batch 256 on a CPU with AVX512-BF16, but other numerics: on Pendulum-v1 2 of 3 "
-            "seeds did not learn in 20k steps. Experimental; check the task's returns."
+            "Arithmetic of the update step: 'float32' (paper) or 'bfloat16' autocast, "
+            "experimental: faster on CPUs with AVX512-BF16, other numerics "
+            "(bench/results/2026-11-25-findings.md)."
         ),
     )
     cuda_graph: str = field(

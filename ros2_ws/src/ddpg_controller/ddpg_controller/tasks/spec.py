@@ -1,6 +1,6 @@
 """A task is a URDF plus one YAML file: the validated spec and the task built from it.
 
-The spec (see the README's "Your own robot" and ``builtin/*.yaml``) names the robot and its
+The spec (see docs/own-robot.md and ``builtin/*.yaml``) names the robot and its
 controlled joints, the command interface and action mode, the goal sampler, the observation,
 reward and termination terms, the timing and the domain randomisation. :func:`load_task` reads
 and checks it — unknown keys, wrong types, joints missing from the URDF, absent or zero limits,
@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import yaml
@@ -95,8 +95,22 @@ def builtin_task_names() -> tuple[str, ...]:
 
 
 # ---- reading a mapping with errors that name the file and the key --------------------------------
+class FieldTrace(Protocol):
+    """What :mod:`.schema` records while it reads the built-in specs: every field each accessor
+    of :class:`_Section` defines, so the JSON Schema is generated from the reader itself."""
+
+    def field(self, path: str, key: str, schema: dict[str, Any], required: bool) -> None: ...
+
+    def keys(self, path: str, keys: Sequence[str]) -> None: ...
+
+
 class _Section:
-    """Typed access to one mapping of the spec; :meth:`done` rejects keys nobody asked for."""
+    """Typed access to one mapping of the spec; :meth:`done` rejects keys nobody asked for.
+
+    Each accessor is the definition of its field: its type, choices, bounds and whether it is
+    required are what it checks, and (while ``trace`` is set) what it reports for the schema."""
+
+    trace: ClassVar[FieldTrace | None] = None
 
     def __init__(self, data: Any, source: str, path: str) -> None:
         if data is None:
@@ -116,7 +130,15 @@ class _Section:
     def has(self, key: str) -> bool:
         return key in self.data
 
-    def raw(self, key: str, default: Any = None, required: bool = False) -> Any:
+    def _define(self, key: str, schema: dict[str, Any], required: bool) -> None:
+        if _Section.trace is not None:
+            _Section.trace.field(self.path, key, schema, required)
+
+    def raw(
+        self, key: str, default: Any = None, required: bool = False, schema: dict | None = None
+    ) -> Any:
+        """The value as written; ``schema`` describes what the caller then checks by hand."""
+        self._define(key, schema or {}, required)
         self.seen.add(key)
         if key not in self.data:
             if required:
@@ -126,6 +148,9 @@ class _Section:
 
     def text(self, key: str, default: str | None = None, choices=None, required=False) -> Any:
         value = self.raw(key, default, required)
+        self._define(
+            key, {"type": "string", **({"enum": list(choices)} if choices else {})}, required
+        )
         if value is None:
             return None
         if not isinstance(value, str):
@@ -138,6 +163,9 @@ class _Section:
         self, key: str, default: float | None = None, minimum=None, positive=False, required=False
     ) -> Any:
         value = self.raw(key, default, required)
+        bounds = {"exclusiveMinimum": 0} if positive else {}
+        bounds |= {} if minimum is None else {"minimum": minimum}
+        self._define(key, {"type": "number", **bounds}, required)
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -153,12 +181,14 @@ class _Section:
 
     def integer(self, key: str, default: int | None, minimum: int = 0) -> int:
         value = self.raw(key, default, required=default is None)
+        self._define(key, {"type": "integer", "minimum": minimum}, default is None)
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             self.fail(f"must be an integer >= {minimum}, got {value!r}", key)
         return value
 
     def flag(self, key: str, default: bool) -> bool:
         value = self.raw(key, default)
+        self._define(key, {"type": "boolean"}, False)
         if not isinstance(value, bool):
             self.fail(f"must be true or false, got {value!r}", key)
         return value
@@ -167,6 +197,7 @@ class _Section:
         """A list of numbers (finite unless told otherwise: limits may be .inf); with ``count``,
         one value (for all) or ``count`` values."""
         value = self.raw(key, default, required)
+        self._define(key, _vector_schema(count), required)
         if value is None:
             return None
         items = value if isinstance(value, list | tuple) else [value]
@@ -187,11 +218,14 @@ class _Section:
         misspelt key is named as unknown rather than reported as a missing one."""
         path = f"{self.path}.{key}" if self.path else key
         section = _Section(self.raw(key, None, required), self.source, path)
+        self._define(key, {"type": "object"}, required)
         section.only(*known)
         return section
 
     def only(self, *keys: str) -> None:
         """Reject unknown keys before reading any (a typo is named before what it left unset)."""
+        if _Section.trace is not None:
+            _Section.trace.keys(self.path, keys)
         unknown = sorted(set(self.data) - set(keys))
         if unknown:
             self.fail(f"unknown key {unknown[0]!r} (known: {', '.join(sorted(keys))})", "")
@@ -201,6 +235,20 @@ class _Section:
         if unknown:
             known = ", ".join(sorted(self.seen))
             self.fail(f"unknown key {unknown[0]!r} (known: {known})", "")
+
+
+class JointCount(int):
+    """The number of controlled joints, as the ``count`` of a per-joint :meth:`_Section.vector`:
+    the schema then allows any list length (the spec's joints, which a schema cannot count)."""
+
+
+def _vector_schema(count: int | None) -> dict[str, Any]:
+    """One number, or a list of them: of one value or ``count`` values when ``count`` is fixed."""
+    array: dict[str, Any] = {"type": "array", "items": {"type": "number"}, "minItems": 1}
+    if count is None or isinstance(count, JointCount):
+        return {"anyOf": [{"type": "number"}, array]}
+    fixed = {**array, "minItems": count, "maxItems": count}
+    return {"anyOf": [{"type": "number"}, {**array, "maxItems": 1}, fixed]}
 
 
 # ---- domain randomisation ----------------------------------------------------------------------
@@ -632,12 +680,13 @@ def task_from_dict(
     robot = top.section("robot", ROBOT_KEYS, required=True)
     urdf = _robot_description(robot, spec_dir)
     base = robot.text("base", "fixed", choices=("fixed", "floating"))
-    joints = robot.raw("joints", required=True)
+    names = {"type": "array", "items": {"type": "string"}, "minItems": 1, "uniqueItems": True}
+    joints = robot.raw("joints", required=True, schema=names)
     if not isinstance(joints, list) or not joints or not all(isinstance(j, str) for j in joints):
         robot.fail(f"must be a non-empty list of joint names, got {joints!r}", "joints")
     if len(set(joints)) != len(joints):
         robot.fail(f"lists a joint twice: {joints}", "joints")
-    n = len(joints)
+    n = JointCount(len(joints))
     passive = _passive_joints(robot, urdf, joints)
     sensed = [*joints, *passive]
     mjcf = _mjcf(robot, spec_dir, sensed)
@@ -806,7 +855,8 @@ def _urdf_joints(urdf: RobotDescription, joints: Sequence[str]) -> list:
 
 def _passive_joints(robot: _Section, urdf: RobotDescription | None, driven: list[str]) -> list:
     """``robot.passive_joints``: movable URDF joints that are sensed but not driven."""
-    passive = robot.raw("passive_joints", [])
+    names = {"type": "array", "items": {"type": "string"}, "uniqueItems": True}
+    passive = robot.raw("passive_joints", [], schema=names)
     if not isinstance(passive, list) or not all(isinstance(j, str) for j in passive):
         robot.fail(f"must be a list of joint names, got {passive!r}", "passive_joints")
     if len(set(passive)) != len(passive):
@@ -858,7 +908,7 @@ def _limits(
 ) -> dict[str, np.ndarray]:
     """URDF ``<limit>`` per joint, overridden by ``robot.limits``; checked for the interface.
     ``origin_of`` receives where each value came from (per limit key, per joint)."""
-    n = len(joints)
+    n = JointCount(len(joints))
     overrides = robot.section("limits", LIMIT_KEYS)
     given = {key: overrides.vector(key, n, finite=False) for key in LIMIT_KEYS}
     overrides.done()
@@ -985,7 +1035,7 @@ def _goal(
 def _terms(
     top: _Section, key: str, sensed: list[str], has_goal: bool, upright: str | None
 ) -> tuple[Any, ...]:
-    items = top.raw(key, required=True)
+    items = top.raw(key, required=True, schema={"type": "array", "minItems": 1})
     if not isinstance(items, list) or not items:
         top.fail("must be a non-empty list of terms", key)
     catalogue = OBSERVATION_TERMS if key == "observation" else REWARD_TERMS
@@ -1004,7 +1054,9 @@ def _terms(
             entry.fail(f"{name!r} needs a goal section and robot.end_effector_link", "term")
         if "upright_axis" in needs and upright is None:
             entry.fail(f"{name!r} needs robot.upright_link", "term")
-        axes = entry.raw("axes", "xyz")
+        axes = entry.raw(
+            "axes", "xyz", schema={"type": "string", "pattern": f"^[{''.join(AXES)}]+$"}
+        )
         if not isinstance(axes, str) or not axes or any(a not in AXES for a in axes):
             entry.fail(f"must be a string of x, y, z, got {axes!r}", "axes")
         axes_index = tuple(AXES[a] for a in axes)
@@ -1014,9 +1066,7 @@ def _terms(
             entry.done()
             terms.append(ObservationTerm(name, axes_index, noise, selected))
             continue
-        weight = entry.number("weight", None)
-        if weight is None:
-            entry.fail("is required", "weight")
+        weight = entry.number("weight", required=True)
         term = RewardTerm(
             term=name,
             weight=weight,
@@ -1034,7 +1084,7 @@ def _terms(
 
 def _term_joints(entry: _Section, name: str, sensed: list[str]) -> tuple[int, ...] | None:
     """A joint term's ``joints``: names of sensed joints (driven or passive), as indices."""
-    joints = entry.raw("joints")
+    joints = entry.raw("joints", schema={"type": "array", "items": {"type": "string"}})
     if joints is None:
         return None
     if not name.startswith("joint_"):
