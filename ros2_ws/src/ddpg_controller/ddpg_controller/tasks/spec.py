@@ -238,8 +238,9 @@ class _Section:
 
 
 class JointCount(int):
-    """The number of controlled joints, as the ``count`` of a per-joint :meth:`_Section.vector`:
-    the schema then allows any list length (the spec's joints, which a schema cannot count)."""
+    """The number of driven (or sensed) joints, as the ``count`` of a per-joint
+    :meth:`_Section.vector`: the schema then allows any list length (the spec's joints, which a
+    schema cannot count)."""
 
 
 def _vector_schema(count: int | None) -> dict[str, Any]:
@@ -689,6 +690,7 @@ def task_from_dict(
     n = JointCount(len(joints))
     passive = _passive_joints(robot, urdf, joints)
     sensed = [*joints, *passive]
+    n_sensed = JointCount(len(sensed))
     mjcf = _mjcf(robot, spec_dir, sensed)
     command = top.section("command", COMMAND_KEYS, required=True)
     interface = command.text("interface", required=True, choices=INTERFACES)
@@ -698,9 +700,9 @@ def task_from_dict(
     ee_link = _link(robot, "end_effector_link", links)
     upright_link = _link(robot, "upright_link", links)
     initial = robot.section("initial_state", ("position", "position_noise", "velocity_noise"))
-    home = initial.vector("position", len(sensed), default=[0.0])
-    position_noise = initial.vector("position_noise", len(sensed), default=[0.0])
-    velocity_noise = initial.vector("velocity_noise", len(sensed), default=[0.0])
+    home = initial.vector("position", n_sensed, default=[0.0])
+    position_noise = initial.vector("position_noise", n_sensed, default=[0.0])
+    velocity_noise = initial.vector("velocity_noise", n_sensed, default=[0.0])
     initial.done()
     robot.done()
 
@@ -748,8 +750,8 @@ def task_from_dict(
     simulator = top.section("simulator", ("joint_damping", "joint_friction"))
     default_damping = [j.damping for j in _urdf_joints(urdf, sensed)] if urdf else [0.0]
     default_friction = [j.friction for j in _urdf_joints(urdf, sensed)] if urdf else [0.0]
-    damping = simulator.vector("joint_damping", len(sensed), default=default_damping)
-    friction = simulator.vector("joint_friction", len(sensed), default=default_friction)
+    damping = simulator.vector("joint_damping", n_sensed, default=default_damping)
+    friction = simulator.vector("joint_friction", n_sensed, default=default_friction)
     if np.any(damping < 0.0) or np.any(friction < 0.0):
         simulator.fail("joint_damping and joint_friction must be >= 0")
     simulator.done()
