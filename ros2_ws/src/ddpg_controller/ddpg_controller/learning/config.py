@@ -172,6 +172,13 @@ class DDPGConfig:
         default=0,
         metadata=_desc("Env steps of uniform random actions before learning starts (paper: none)."),
     )
+    warmup_noise: bool = field(
+        default=False,
+        metadata=_desc(
+            "Add the exploration noise to the warm-up's uniform actions, then clip to [-1, 1], as "
+            "SB3 does (off: warm-up actions are uniform only, the package's behaviour so far)."
+        ),
+    )
     updates_per_step: float = field(
         default=1.0,
         metadata=_desc("Gradient updates per env step; fractional allowed (0.5 = every 2 steps)."),

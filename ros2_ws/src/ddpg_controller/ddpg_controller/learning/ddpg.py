@@ -205,14 +205,17 @@ class DDPG:
 
     # ------------------------------------------------------------------------------- acting
     def act(self, obs: np.ndarray, explore: bool, policy: ActingPolicy | None = None) -> np.ndarray:
-        """Action in env units for one observation; random during warm-up when exploring.
+        """Action in env units for one observation; uniform random during warm-up when exploring
+        (plus the exploration noise with ``warmup_noise``, as SB3).
 
         With ``policy`` (an ``acting_policy()`` snapshot) μ(s) comes from that copy instead of the
         training actor, so a control thread can act while another thread trains.
         """
         if explore and self.total_steps < self.config.warmup_steps:
-            return self.to_env_action(self.rng.uniform(-1.0, 1.0, self.action_dim))
-        if policy is not None:
+            a = self.rng.uniform(-1.0, 1.0, self.action_dim)
+            if not self.config.warmup_noise:
+                return self.to_env_action(a)
+        elif policy is not None:
             a = self.to_unit_action(policy(obs))
         else:
             x = self.frozen_normalizer().normalize(np.asarray(obs).reshape(self.obs_dim))
