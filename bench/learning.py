@@ -301,7 +301,7 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
 
     def critic_probe(rewards: list[list[float]], q_of_policy) -> dict[str, float]:
         """The critic's Q(s0, mu(s0)) at the final evaluation's first states beside the discounted
-        return those episodes got: a ratio well above 1 is the critic overestimating."""
+        return those episodes got: Q above it is the critic overestimating."""
         starts = np.array([eval_env.reset(seed=eval_seed + i)[0] for i in range(len(rewards))])
         with torch.no_grad():
             q = q_of_policy(torch.as_tensor(starts, dtype=torch.float32))

@@ -240,11 +240,11 @@ def learning_section(
         per_env.append("| saturated at some probe | " + " | ".join(row) + " |")
         row = []
         for v in variants:
-            ratios = [
-                r["q_start"] / r["discounted_return"] for r in by_variant[v] if "q_start" in r
-            ]
-            row.append(f"{np.median(ratios):.2f}" if ratios and by_variant[v] else "–")
-        per_env.append("| Q(s0) / discounted return, median over seeds | " + " | ".join(row) + " |")
+            over = [r["q_start"] - r["discounted_return"] for r in by_variant[v] if "q_start" in r]
+            row.append("{:+.1f} ± {:.1f}".format(*mean_std(over)) if over else "–")
+        per_env.append(
+            "| critic's overestimation Q(s0) − discounted return | " + " | ".join(row) + " |"
+        )
         row = []
         sb3_finals = [r["final_mean"] for r in by_variant.get("sb3", [])]
         for v in variants:
