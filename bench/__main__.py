@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         type=_str_list,
         help="learning: comma-separated, of this package's critic layouts first, second, "
         "first-fan_in, second-fan_in, each optionally followed by a guard +delay, +penalty or "
-        "+delay+penalty (e.g. first+delay), and sb3 (default: the package's default variant, "
+        "+delay+penalty (e.g. first+delay), sb3_equivalent (config/sb3_equivalent.yaml's switches) "
+        "and sb3 (default: the package's default variant, "
         "the same with the other layout, and sb3)",
     )
     parser.add_argument(

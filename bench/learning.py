@@ -89,6 +89,20 @@ ENVS: tuple[EnvSpec, ...] = (
     ),
 )
 
+# Issue 22's validation set (bench/results/2026-12-07-preregistration.md): MuJoCo v5 tasks used
+# for no choice, run once with the default chosen on ENVS. SB3's Bullet settings for every task;
+# not run unless named with --tasks.
+VALIDATION_SETTINGS = {**BULLET_NETS, "gamma": 0.99, "batch_size": 256, "warmup_steps": 10_000}
+VALIDATION: tuple[EnvSpec, ...] = tuple(
+    EnvSpec(env_id, steps, 12_000, 10_000, 5, VALIDATION_SETTINGS, note)
+    for env_id, steps, note in (
+        ("HalfCheetah-v5", 100_000, "100k steps: the issue's least for locomotion"),
+        ("Walker2d-v5", 100_000, "100k steps: the issue's least for locomotion"),
+        ("Swimmer-v5", 100_000, "100k steps: the issue's least for locomotion"),
+        ("InvertedDoublePendulum-v5", 50_000, "50k steps (balance, not locomotion)"),
+    )
+)
+
 # This package's variants beside SB3: where the action joins the critic, the output layers'
 # initialisation (``DDPGConfig.critic_action_input`` / ``final_layer_init``), and the two guards
 # against the actor's early rush to a bound: "+delay" (``actor_delay``: critic-only updates
@@ -102,6 +116,7 @@ _LAYOUTS = {
     "first-fan_in": {"critic_action_input": "first", "final_layer_init": "fan_in"},
     "second-fan_in": {"critic_action_input": "second", "final_layer_init": "fan_in"},
 }
+_LAYOUTS = {name: {**fields, "warmup_noise": False} for name, fields in _LAYOUTS.items()}
 _GUARDS = {
     "": {"actor_delay": 0, "actor_saturation_penalty": 0.0},
     "+delay": {"actor_delay": ACTOR_DELAY, "actor_saturation_penalty": 0.0},
@@ -114,6 +129,27 @@ VARIANTS: dict[str, dict[str, Any]] = {
     for guard, guard_fields in _GUARDS.items()
 }
 SB3 = "sb3"
+# The package with config/sb3_equivalent.yaml's algorithm switches (the task's hyperparameters,
+# which SB3 gets too, stay): it should learn as SB3 does (issue 22's equivalence check).
+SB3_EQUIVALENT = "sb3_equivalent"
+SB3_EQUIVALENT_CONFIG = PACKAGE_CONFIG.parent / "sb3_equivalent.yaml"
+SB3_SWITCHES = (
+    "critic_action_input",
+    "final_layer_init",
+    "actor_delay",
+    "actor_saturation_penalty",
+    "warmup_noise",
+)
+
+
+def variant_fields(variant: str | None) -> dict[str, Any]:
+    """The DDPG fields ``variant`` sets on top of the task's config (none for SB3 itself)."""
+    if variant == SB3_EQUIVALENT:
+        from ddpg_controller.learning.config import load_ddpg_config
+
+        cfg = load_ddpg_config(SB3_EQUIVALENT_CONFIG, "/**/controller").to_dict()
+        return {name: cfg[name] for name in SB3_SWITCHES}
+    return VARIANTS.get(variant or "", {})
 
 
 def _variant_with(fields: dict[str, Any]) -> str:
@@ -146,7 +182,7 @@ def package_config(spec: EnvSpec, variant: str | None = None) -> dict[str, Any]:
     from ddpg_controller.learning.config import load_ddpg_config
 
     base = load_ddpg_config(PACKAGE_CONFIG).to_dict()
-    return {**base, **spec.overrides, **VARIANTS.get(variant or "", {}), "device": "cpu"}
+    return {**base, **spec.overrides, **variant_fields(variant), "device": "cpu"}
 
 
 def sb3_kwargs(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -235,7 +271,7 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)
-    from ddpg_controller.learning.training import evaluate
+    from ddpg_controller.learning.training import episode_rewards
 
     env_id, seed, steps, every = job["env"], job["seed"], job["steps"], job["eval_every"]
     cfg_dict = job["config"]
@@ -254,13 +290,23 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
             a = unit_actions(states)
         saturation.append((step, float((a.abs() > 0.99).any(dim=-1).float().mean())))
 
-    def do_eval(step: int, policy_fn) -> list[float]:
+    def do_eval(step: int, policy_fn) -> list[list[float]]:
+        """The evaluation's rewards, episode by episode; its mean return goes on the curve."""
         nonlocal eval_time
         t = time.perf_counter()
-        returns = evaluate(policy_fn, eval_env, EVAL_EPISODES, eval_seed)
+        rewards = episode_rewards(policy_fn, eval_env, EVAL_EPISODES, eval_seed)
         eval_time += time.perf_counter() - t
-        curve.append((step, float(np.mean(returns))))
-        return returns
+        curve.append((step, float(np.mean([sum(e) for e in rewards]))))
+        return rewards
+
+    def critic_probe(rewards: list[list[float]], q_of_policy) -> dict[str, float]:
+        """The critic's Q(s0, mu(s0)) at the final evaluation's first states beside the discounted
+        return those episodes got: Q above it is the critic overestimating."""
+        starts = np.array([eval_env.reset(seed=eval_seed + i)[0] for i in range(len(rewards))])
+        with torch.no_grad():
+            q = q_of_policy(torch.as_tensor(starts, dtype=torch.float32))
+        discounted = [sum(r * cfg_dict["gamma"] ** t for t, r in enumerate(e)) for e in rewards]
+        return {"q_start": float(q.mean()), "discounted_return": float(np.mean(discounted))}
 
     if job["variant"] != SB3:
         from ddpg_controller.learning.config import DDPGConfig
@@ -285,7 +331,13 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         result = train(env, config, steps, seed, callback=callback)
         total = time.perf_counter() - start
         eval_in_train = eval_time
-        final = do_eval(result.total_steps, result.agent.acting_policy())
+        rewards = do_eval(result.total_steps, result.agent.acting_policy())
+        agent = result.agent
+        normalizer = agent.batch_normalizer  # the frozen statistics, as tensors
+        critic = critic_probe(
+            rewards,
+            lambda s: agent.critic(normalizer.normalize(s), agent.actor(normalizer.normalize(s))),
+        )
         updates = result.num_updates
     else:
         from stable_baselines3 import DDPG
@@ -327,10 +379,12 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         model.learn(total_timesteps=steps, callback=Curve())
         total = time.perf_counter() - start
         eval_in_train = eval_time - eval_before
-        final = do_eval(steps, policy)
+        rewards = do_eval(steps, policy)
+        critic = critic_probe(rewards, lambda s: model.critic.q1_forward(s, model.actor(s)))
         updates = int(model._n_updates)
     env.close()
     eval_env.close()
+    final = [sum(e) for e in rewards]
     return {
         "variant": job["variant"],
         "env": env_id,
@@ -342,19 +396,22 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         "final_mean": float(np.mean(final)),
         "curve": curve,
         "saturation": saturation,
+        **critic,
         "train_wall_s": total - eval_in_train,
         "eval_wall_s": eval_time,
     }
 
 
 def select_envs(tasks: list[str] | None) -> list[EnvSpec]:
-    """The specs whose id contains one of ``tasks`` (case-insensitive); all when None."""
+    """The specs whose id contains one of ``tasks`` (case-insensitive), of ENVS and VALIDATION;
+    ENVS (the tuning set) when None."""
     if not tasks:
         return list(ENVS)
-    chosen = [s for s in ENVS if any(t.lower() in s.env_id.lower() for t in tasks)]
-    unmatched = [t for t in tasks if not any(t.lower() in s.env_id.lower() for s in ENVS)]
+    specs = (*ENVS, *VALIDATION)
+    chosen = [s for s in specs if any(t.lower() in s.env_id.lower() for t in tasks)]
+    unmatched = [t for t in tasks if not any(t.lower() in s.env_id.lower() for s in specs)]
     if unmatched:
-        raise ValueError(f"no benchmark env matches {unmatched}; envs: {[s.env_id for s in ENVS]}")
+        raise ValueError(f"no benchmark env matches {unmatched}; envs: {[s.env_id for s in specs]}")
     return chosen
 
 
@@ -370,9 +427,10 @@ def run(
     """Every (env, seed, variant) run, ``workers`` at a time; ``seeds`` None = each env's own
     count, ``steps`` None = each env's own budget. ``on_result`` sees each finished run (the
     caller saves progress with it)."""
-    unknown = set(variants) - {*VARIANTS, SB3}
+    known = [*VARIANTS, SB3_EQUIVALENT, SB3]
+    unknown = set(variants) - set(known)
     if unknown:
-        raise ValueError(f"unknown variant(s) {sorted(unknown)}; known: {[*VARIANTS, SB3]}")
+        raise ValueError(f"unknown variant(s) {sorted(unknown)}; known: {known}")
     specs = select_envs(tasks)
     jobs = []
     budgets = {}
@@ -424,7 +482,7 @@ def run(
                 on_result(r)
     return {
         "runs": runs,
-        "variants": {v: VARIANTS.get(v, {}) for v in variants},
+        "variants": {v: variant_fields(v) if v != SB3 else {} for v in variants},
         "default_variant": default_variant(),
         "hyperparameters": hyperparameters,
         "budgets": budgets,

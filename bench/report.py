@@ -31,6 +31,8 @@ def variant_label(variant: str) -> str:
     """Short column title of a learning variant (bench.learning.VARIANTS or 'sb3')."""
     if variant == "sb3":
         return "SB3 DDPG"
+    if variant == "sb3_equivalent":
+        return "ours, SB3-equivalent"
     layout, *guards = variant.split("+")
     layer, _, init = layout.partition("-")
     return (
@@ -38,6 +40,36 @@ def variant_label(variant: str) -> str:
         + (", fan-in" if init else "")
         + "".join(f", {guard}" for guard in guards)
     )
+
+
+PERMUTATION_ALPHA = 0.05  # issue 22's pre-registered level (2026-12-07-preregistration.md)
+PERMUTATION_DRAWS = 200_000  # random relabellings when the exact enumeration is larger
+
+
+def permutation_p(a: list[float], b: list[float]) -> float:
+    """Two-sided permutation test of equal means on per-seed finals: the share of relabellings of
+    the pooled values whose |mean difference| is at least the observed one. Exact up to
+    ``PERMUTATION_DRAWS`` splits, else that many random ones (seed 0, so the report repeats)."""
+    import itertools
+    import math
+
+    pooled, n = np.asarray([*a, *b], dtype=np.float64), len(a)
+    observed = abs(np.mean(a) - np.mean(b)) - 1e-9 * (1.0 + abs(np.mean(a)))  # ties count
+    total = pooled.sum()
+    if math.comb(len(pooled), n) <= PERMUTATION_DRAWS:
+        firsts = np.array(list(itertools.combinations(range(len(pooled)), n)))
+    else:
+        rng = np.random.default_rng(0)
+        firsts = np.argsort(rng.random((PERMUTATION_DRAWS, len(pooled))), axis=1)[:, :n]
+    sums = pooled[firsts].sum(axis=1)
+    diffs = np.abs(sums / n - (total - sums) / (len(pooled) - n))
+    return float(np.mean(diffs >= observed))
+
+
+def within_spread(a: list[float], b: list[float]) -> bool:
+    """Each mean lies within the other's mean ± one standard deviation over seeds."""
+    (ma, sa), (mb, sb) = mean_std(a), mean_std(b)
+    return abs(ma - mb) <= sa and abs(ma - mb) <= sb
 
 
 def did_not_learn(run: dict[str, Any], best_final: float) -> bool:
@@ -205,7 +237,35 @@ def learning_section(
             rs = by_variant[v]
             ever = sum(any(f > 0.9 for _, f in r.get("saturation", [])) for r in rs)
             row.append(f"{ever} of {len(rs)}" if rs else "–")
-        per_env.append("| saturated at some probe | " + " | ".join(row) + " |\n")
+        per_env.append("| saturated at some probe | " + " | ".join(row) + " |")
+        row = []
+        for v in variants:
+            over = [r["q_start"] - r["discounted_return"] for r in by_variant[v] if "q_start" in r]
+            row.append("{:+.1f} ± {:.1f}".format(*mean_std(over)) if over else "–")
+        per_env.append(
+            "| critic's overestimation Q(s0) − discounted return | " + " | ".join(row) + " |"
+        )
+        row = []
+        sb3_finals = [r["final_mean"] for r in by_variant.get("sb3", [])]
+        for v in variants:
+            finals = [r["final_mean"] for r in by_variant[v]]
+            if v == "sb3" or len(finals) < 2 or len(sb3_finals) < 2:
+                row.append("–")
+                continue
+            p = permutation_p(finals, sb3_finals)
+            spread = within_spread(finals, sb3_finals)
+            row.append(f"p = {p:.3f}, {'within' if spread else 'outside'} spread")
+            if v == "sb3_equivalent":
+                targets.append(
+                    (
+                        f"SB3-equivalent indistinguishable from SB3 on {env}",
+                        f"p = {p:.3f} ({len(finals)} vs {len(sb3_finals)} seeds), means "
+                        f"{np.mean(finals):.1f} vs {np.mean(sb3_finals):.1f}",
+                        f"p ≥ {PERMUTATION_ALPHA}, means within each other's spread",
+                        _pf(p >= PERMUTATION_ALPHA and spread),
+                    )
+                )
+        per_env.append("| against SB3: permutation p, spread | " + " | ".join(row) + " |\n")
         name = _plot_learning(tag, env, env_runs, variants)
         if name:
             per_env.append(f"![{env}]({name})\n")

@@ -17,9 +17,10 @@ from ddpg_controller.learning.ddpg import DDPG
 OBS, ACT = 3, 2
 
 
-def make_agent(seed: int, noise: str = "ou") -> DDPG:
+def make_agent(seed: int, noise: str = "ou", **options: object) -> DDPG:
     cfg = DDPGConfig.from_dict(
         {
+            **options,
             "actor_hidden": [16, 16],
             "critic_hidden": [16, 16],
             "batch_size": 8,
@@ -47,7 +48,9 @@ def run(agent: DDPG, steps: int, data_seed: int) -> None:
 
 def all_tensors(agent: DDPG) -> list[torch.Tensor]:
     out = []
-    for m in (agent.actor, agent.critic, agent.actor_target, agent.critic_target):
+    modules = [agent.actor, agent.critic, agent.actor_target, agent.critic_target]
+    modules += [agent.critic2, agent.critic2_target] if agent.critic2 is not None else []
+    for m in modules:
         out.extend(m.state_dict().values())
     for opt in (agent.actor_optimizer, agent.critic_optimizer):
         for s in opt.state_dict()["state"].values():
@@ -64,13 +67,14 @@ def assert_same(a: DDPG, b: DDPG) -> None:
     np.testing.assert_array_equal(a.noise.x, b.noise.x)
 
 
-def test_round_trip_restores_everything(tmp_path: Path) -> None:
-    agent = make_agent(0)
+@pytest.mark.parametrize("options", [{}, {"twin_critics": True}], ids=["ddpg", "twin_critics"])
+def test_round_trip_restores_everything(tmp_path: Path, options: dict) -> None:
+    agent = make_agent(0, **options)
     run(agent, 40, data_seed=1)
     assert agent.num_updates > 0
     path = tmp_path / "ckpt.pt"
     save_checkpoint(path, agent, extra={"episode": 7, "run": "abc"})
-    fresh = make_agent(123)
+    fresh = make_agent(123, **options)
     extra = load_checkpoint(path, fresh)
     assert extra == {"episode": 7, "run": "abc"}
     assert_same(agent, fresh)

@@ -28,6 +28,9 @@ def test_defaults_are_the_papers() -> None:
     assert (c.critic_action_input, c.final_layer_init) == ("second", "fan_in")
     # Not the paper's: the actor's pre-tanh output is kept where tanh passes a gradient.
     assert (c.actor_delay, c.actor_saturation_penalty) == (0, 1.0)
+    # DDPG, not TD3: one critic, no target noise, the actor on every update; warm-up uniform only.
+    assert (c.twin_critics, c.target_policy_noise, c.policy_delay) == (False, 0.0, 1)
+    assert not c.warmup_noise
     n = c.noise
     assert (n.type, n.theta, n.sigma, n.mu, n.dt) == ("ou", 0.15, 0.2, 0.0, 1.0)
 
@@ -89,6 +92,8 @@ def test_from_dict_nested_and_round_trip() -> None:
         ({"actor_delay": -1}, r"actor_delay=-1 is invalid: must be >= 0"),
         ({"actor_delay": 10.5}, r"actor_delay must be an int"),
         ({"actor_saturation_penalty": -0.5}, r"actor_saturation_penalty=-0.5"),
+        ({"policy_delay": 0}, r"policy_delay=0 is invalid: must be >= 1"),
+        ({"target_policy_noise": -0.1}, r"target_policy_noise=-0.1"),
     ],
 )
 def test_from_dict_rejects(d: dict, match: str) -> None:

@@ -348,6 +348,7 @@ def reference_step(agent: DDPG, indices: torch.Tensor) -> dict[str, float]:
 
 def all_weights(agent: DDPG) -> list[torch.Tensor]:
     modules = (agent.actor, agent.critic, agent.actor_target, agent.critic_target)
+    modules += (agent.critic2, agent.critic2_target) if agent.critic2 is not None else ()
     return [p.detach().cpu() for m in modules for p in m.parameters()]
 
 
@@ -380,14 +381,22 @@ def test_cuda_graph_setting_is_checked() -> None:
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-@pytest.mark.parametrize("actor_delay", [0, 6])
-def test_cuda_graph_step_equals_the_eager_step(actor_delay: int) -> None:
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"actor_delay": 0},
+        {"actor_delay": 6},
+        {"actor_delay": 0, "twin_critics": True, "policy_delay": 2, "target_policy_noise": 0.2},
+    ],
+    ids=["ddpg", "actor_delay", "td3"],
+)
+def test_cuda_graph_step_equals_the_eager_step(options: dict) -> None:
     """The captured graph replays the same function: warm-up, capture and replays move the
     networks and the sampler exactly as eager steps on the same device do, for the critic-only
-    steps of ``actor_delay`` (their own graph) and the full steps after them."""
+    steps of ``actor_delay`` and TD3's ``policy_delay`` (their own graphs) and the full steps."""
+    actor_delay = options["actor_delay"]
     graph, eager = (
-        filled_agent("cuda", cuda_graph=setting, actor_delay=actor_delay)
-        for setting in ("on", "off")
+        filled_agent("cuda", cuda_graph=setting, **options) for setting in ("on", "off")
     )
     assert graph.uses_cuda_graph and not eager.uses_cuda_graph
     for step in range(12 + actor_delay):  # per kind of step: 3 eager warm-ups, capture, replays

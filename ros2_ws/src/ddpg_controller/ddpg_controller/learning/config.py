@@ -141,6 +141,37 @@ class DDPGConfig:
         default=0,
         metadata=_desc("Env steps of uniform random actions before learning starts (paper: none)."),
     )
+    twin_critics: bool = field(
+        default=False,
+        metadata=_desc(
+            "TD3 (Fujimoto et al. 2018): two critics, the target takes their minimum; the actor "
+            "follows the first. Off: DDPG's one critic."
+        ),
+    )
+    target_policy_noise: float = field(
+        default=0.0,
+        metadata=_desc(
+            "TD3: std of Gaussian noise on the target actor's action, [-1, 1] units (TD3 0.2), "
+            "clipped to +-target_noise_clip; 0 = off, as DDPG."
+        ),
+    )
+    target_noise_clip: float = field(
+        default=0.5, metadata=_desc("TD3: clip of target_policy_noise (TD3 0.5); >= 0.")
+    )
+    policy_delay: int = field(
+        default=1,
+        metadata=_desc(
+            "TD3: the actor and the targets update once every this many critic updates (TD3 2); "
+            "1 = every update, as DDPG."
+        ),
+    )
+    warmup_noise: bool = field(
+        default=False,
+        metadata=_desc(
+            "Add the exploration noise to the warm-up's uniform actions, then clip to [-1, 1], as "
+            "SB3 does (off: warm-up actions are uniform only, the package's behaviour so far)."
+        ),
+    )
     updates_per_step: float = field(
         default=1.0,
         metadata=_desc("Gradient updates per env step; fractional allowed (0.5 = every 2 steps)."),
@@ -200,6 +231,14 @@ class DDPGConfig:
             self.actor_saturation_penalty,
             ">= 0",
         )
+        _check(
+            self.target_policy_noise >= 0.0,
+            "target_policy_noise",
+            self.target_policy_noise,
+            ">= 0",
+        )
+        _check(self.target_noise_clip >= 0.0, "target_noise_clip", self.target_noise_clip, ">= 0")
+        _check(self.policy_delay >= 1, "policy_delay", self.policy_delay, ">= 1")
         _check(self.actor_lr > 0.0, "actor_lr", self.actor_lr, "> 0")
         _check(self.critic_lr > 0.0, "critic_lr", self.critic_lr, "> 0")
         _check(

@@ -12,6 +12,7 @@ GIL for ~100 kernel launches and starves a control thread beside it); on the CPU
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -32,13 +33,23 @@ from ddpg_controller.learning.replay import ReplayBuffer
 
 STATE_FORMAT = 2
 # The settings that shape the networks' tensors: a checkpoint loads only into the same.
-NETWORK_FIELDS = ("actor_hidden", "critic_hidden", "critic_action_input")
+NETWORK_FIELDS = ("actor_hidden", "critic_hidden", "critic_action_input", "twin_critics")
 # Eager steps on a side stream before the CUDA graph is captured (PyTorch's whole-network capture
 # recipe: lazy state such as Adam's moments and cuBLAS workspaces exists before capture).
 GRAPH_WARMUP_STEPS = 3
 # |pre-tanh| beyond which ``actor_saturation_penalty`` acts: tanh(3) = 0.995, slope 0.01; at
 # |z| > 9.1 float32 tanh is exactly +-1 and its gradient exactly 0.
 SATURATION_START = 3.0
+
+
+class StepKind(NamedTuple):
+    """What one training step updates besides the critic(s)."""
+
+    train_actor: bool = True  # the actor and its target
+    update_critic_targets: bool = True  # the critics' targets
+
+
+FULL_STEP = StepKind()
 
 
 class Batch(NamedTuple):
@@ -128,10 +139,26 @@ class DDPG:
             cfg.critic_action_input,
             cfg.final_layer_init,
         ).to(self.device)
+        # TD3's second critic (``twin_critics``), drawn after the others: the one-critic
+        # default's networks are the same with or without the option in the code.
+        self.critic2 = (
+            Critic(
+                obs_dim,
+                action_dim,
+                cfg.critic_hidden,
+                init_gen,
+                cfg.critic_action_input,
+                cfg.final_layer_init,
+            ).to(self.device)
+            if cfg.twin_critics
+            else None
+        )
         self.actor_target = copy.deepcopy(self.actor)
         self.critic_target = copy.deepcopy(self.critic)
-        for p in (*self.actor_target.parameters(), *self.critic_target.parameters()):
-            p.requires_grad_(False)
+        self.critic2_target = copy.deepcopy(self.critic2)
+        for target in (self.actor_target, self.critic_target, self.critic2_target):
+            for p in target.parameters() if target is not None else ():
+                p.requires_grad_(False)
         # fused: one kernel for all parameters (measured x1.19 updates/s at batch 64 on CPU).
         # capturable on cuda: the step count stays on the device, so a CUDA graph can replay it.
         capturable = self.device.type == "cuda"
@@ -139,7 +166,7 @@ class DDPG:
             self.actor.parameters(), lr=cfg.actor_lr, fused=True, capturable=capturable
         )
         self.critic_optimizer = torch.optim.Adam(
-            self.critic.parameters(),
+            [*self.critic.parameters(), *(self.critic2.parameters() if self.critic2 else ())],
             lr=cfg.critic_lr,
             weight_decay=cfg.critic_weight_decay,
             fused=True,
@@ -165,11 +192,11 @@ class DDPG:
             torch.zeros(n, obs_dim, device=self.device),
             rows.terminated,
         )
-        # One CUDA graph per kind of step, keyed by ``train_actor``: the critic-only steps of
-        # ``actor_delay`` and the full step are different kernel sequences.
-        self._graphs: dict[bool, torch.cuda.CUDAGraph] = {}
-        self._graph_losses: dict[bool, dict[str, torch.Tensor]] = {}
-        self._graph_warmups: dict[bool, int] = {False: 0, True: 0}
+        # One CUDA graph per kind of step, keyed by ``StepKind``: the critic-only steps of
+        # ``actor_delay`` and ``policy_delay`` and the full step are different kernel sequences.
+        self._graphs: dict[StepKind, torch.cuda.CUDAGraph] = {}
+        self._graph_losses: dict[StepKind, dict[str, torch.Tensor]] = {}
+        self._graph_warmups: Counter[StepKind] = Counter()
         self.noise = make_noise(cfg.noise, action_dim, seed=int(seeds[2]))
         self.noise_schedule = LinearSchedule(
             cfg.noise.scale_initial, cfg.noise.scale_final, cfg.noise.schedule_steps
@@ -205,14 +232,17 @@ class DDPG:
 
     # ------------------------------------------------------------------------------- acting
     def act(self, obs: np.ndarray, explore: bool, policy: ActingPolicy | None = None) -> np.ndarray:
-        """Action in env units for one observation; random during warm-up when exploring.
+        """Action in env units for one observation; uniform random during warm-up when exploring
+        (plus the exploration noise with ``warmup_noise``, as SB3).
 
         With ``policy`` (an ``acting_policy()`` snapshot) μ(s) comes from that copy instead of the
         training actor, so a control thread can act while another thread trains.
         """
         if explore and self.total_steps < self.config.warmup_steps:
-            return self.to_env_action(self.rng.uniform(-1.0, 1.0, self.action_dim))
-        if policy is not None:
+            a = self.rng.uniform(-1.0, 1.0, self.action_dim)
+            if not self.config.warmup_noise:
+                return self.to_env_action(a)
+        elif policy is not None:
             a = self.to_unit_action(policy(obs))
         else:
             x = self.frozen_normalizer().normalize(np.asarray(obs).reshape(self.obs_dim))
@@ -272,15 +302,17 @@ class DDPG:
             self.batch_normalizer.refresh(self.normalizer.frozen())
         if self.total_steps < self.learning_starts or len(self.replay) < self.config.batch_size:
             return None
-        train_actor = self.num_updates >= self.config.actor_delay
-        if self.uses_cuda_graph:
-            losses = self._graph_step(train_actor)
-        else:
-            losses = self.sample_and_update(train_actor)
+        cfg = self.config
+        delayed = (self.num_updates + 1) % cfg.policy_delay != 0  # TD3: SB3's count, from 1
+        kind = StepKind(
+            train_actor=self.num_updates >= cfg.actor_delay and not delayed,
+            update_critic_targets=not delayed,
+        )
+        losses = self._graph_step(kind) if self.uses_cuda_graph else self.sample_and_update(kind)
         self.num_updates += 1
         return losses
 
-    def sample_and_update(self, train_actor: bool = True) -> dict[str, torch.Tensor]:
+    def sample_and_update(self, kind: StepKind = FULL_STEP) -> dict[str, torch.Tensor]:
         """Sample a batch into the static batch tensors on the device, then ``update``.
 
         Fixed shapes, device-side sampling (the learner's own generator), no host sync: this is
@@ -297,45 +329,62 @@ class DDPG:
             enabled=bfloat16,
             cache_enabled=not self.uses_cuda_graph,  # a graph must not capture the cast cache
         ):
-            return self.update(self.batch, train_actor)
+            return self.update(self.batch, kind)
 
-    def _graph_step(self, train_actor: bool) -> dict[str, torch.Tensor]:
-        """``sample_and_update(train_actor)`` as a CUDA graph: a few eager warm-up steps on a
-        side stream, then one capture, then one replay per step (every step a real update)."""
-        graph = self._graphs.get(train_actor)
-        if graph is None and self._graph_warmups[train_actor] < GRAPH_WARMUP_STEPS:
+    def _graph_step(self, kind: StepKind) -> dict[str, torch.Tensor]:
+        """``sample_and_update(kind)`` as a CUDA graph: a few eager warm-up steps on a side
+        stream, then one capture, then one replay per step (every step a real update)."""
+        graph = self._graphs.get(kind)
+        if graph is None and self._graph_warmups[kind] < GRAPH_WARMUP_STEPS:
             side = torch.cuda.Stream(self.device)
             side.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(side):
-                losses = self.sample_and_update(train_actor)
+                losses = self.sample_and_update(kind)
             torch.cuda.current_stream(self.device).wait_stream(side)
-            self._graph_warmups[train_actor] += 1
+            self._graph_warmups[kind] += 1
             return losses
         if graph is None:
             graph = torch.cuda.CUDAGraph()
             graph.register_generator_state(self.replay.generator)  # replay advances its stream
             # thread_local: the control thread goes on acting (CPU only) during the capture.
             with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-                self._graph_losses[train_actor] = self.sample_and_update(train_actor)
-            self._graphs[train_actor] = graph
+                self._graph_losses[kind] = self.sample_and_update(kind)
+            self._graphs[kind] = graph
         graph.replay()
-        return self._graph_losses[train_actor]
+        return self._graph_losses[kind]
 
-    def update(self, batch: Batch, train_actor: bool = True) -> dict[str, torch.Tensor]:
+    def update(self, batch: Batch, kind: StepKind = FULL_STEP) -> dict[str, torch.Tensor]:
         """One DDPG update (Algorithm 1, inner loop); losses and mean Q stay on the device.
 
-        With ``train_actor`` False (the first ``actor_delay`` updates) the actor and its target
-        stay as they are; the actor's loss is still computed, to be logged."""
+        With ``kind.train_actor`` False (the first ``actor_delay`` updates, TD3's delayed ones)
+        the actor and its target stay as they are; the actor's loss is still computed, to be
+        logged. With ``kind.update_critic_targets`` False (TD3's delayed updates) the critics'
+        targets stay too. The TD3 options (twin critics, target noise) act where set."""
         cfg = self.config
 
         # Critic target: y = r + gamma * (1 - terminated) * Q'(s', mu'(s')), no gradient.
         with torch.no_grad():
-            next_q = self.critic_target(batch.next_obs, self.actor_target(batch.next_obs))
+            next_actions = self.actor_target(batch.next_obs)
+            if cfg.target_policy_noise > 0.0:  # TD3's target policy smoothing
+                noise = torch.randn(
+                    next_actions.shape, generator=self.replay.generator, device=self.device
+                )
+                noise = (noise * cfg.target_policy_noise).clamp(
+                    -cfg.target_noise_clip, cfg.target_noise_clip
+                )
+                next_actions = (next_actions + noise).clamp(-1.0, 1.0)
+            next_q = self.critic_target(batch.next_obs, next_actions)
+            if self.critic2_target is not None:  # TD3: the smaller of the two critics' targets
+                next_q = torch.minimum(next_q, self.critic2_target(batch.next_obs, next_actions))
             y = batch.rewards + cfg.gamma * (1.0 - batch.terminated) * next_q
 
-        # Critic: minimise MSE(Q(s, a), y).
+        # Critic: minimise MSE(Q(s, a), y) (summed over both critics with ``twin_critics``).
         q = self.critic(batch.obs, batch.actions)
         critic_loss = functional.mse_loss(q, y)
+        if self.critic2 is not None:
+            critic_loss = critic_loss + functional.mse_loss(
+                self.critic2(batch.obs, batch.actions), y
+            )
         self.critic_optimizer.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_optimizer.step()
@@ -349,13 +398,16 @@ class DDPG:
             -self.critic(batch.obs, torch.tanh(z)).mean()
             + cfg.actor_saturation_penalty * saturation
         )
-        if train_actor:
+        if kind.train_actor:
             self.actor_optimizer.zero_grad(set_to_none=True)
             actor_loss.backward(inputs=self._actor_parameters)
             self.actor_optimizer.step()
             soft_update(self.actor_target, self.actor, cfg.tau)  # targets track slowly
 
-        soft_update(self.critic_target, self.critic, cfg.tau)
+        if kind.update_critic_targets:
+            soft_update(self.critic_target, self.critic, cfg.tau)
+            if self.critic2_target is not None:
+                soft_update(self.critic2_target, self.critic2, cfg.tau)
 
         return {
             "critic_loss": critic_loss.detach(),
@@ -377,6 +429,14 @@ class DDPG:
             "critic": self.critic.state_dict(),
             "actor_target": self.actor_target.state_dict(),
             "critic_target": self.critic_target.state_dict(),
+            **(
+                {
+                    "critic2": self.critic2.state_dict(),
+                    "critic2_target": self.critic2_target.state_dict(),
+                }
+                if self.critic2 is not None and self.critic2_target is not None
+                else {}
+            ),
             "actor_optimizer": self.actor_optimizer.state_dict(),
             "critic_optimizer": self.critic_optimizer.state_dict(),
             "normalizer": self.normalizer.state_dict(),
@@ -411,11 +471,14 @@ class DDPG:
         self.critic.load_state_dict(state["critic"])
         self.actor_target.load_state_dict(state["actor_target"])
         self.critic_target.load_state_dict(state["critic_target"])
+        if self.critic2 is not None and self.critic2_target is not None:
+            self.critic2.load_state_dict(state["critic2"])
+            self.critic2_target.load_state_dict(state["critic2_target"])
         self.actor_optimizer.load_state_dict(state["actor_optimizer"])
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
         # The optimisers' state tensors are new: capture again.
         self._graphs, self._graph_losses = {}, {}
-        self._graph_warmups = {False: 0, True: 0}
+        self._graph_warmups = Counter()
         self.normalizer.load_state_dict(state["normalizer"])
         self.batch_normalizer.refresh(self.frozen_normalizer())
         if self.noise is not None and state["noise"] is not None:

@@ -39,19 +39,26 @@ class TrainResult:
         return float(np.mean(self.eval_returns[-1])) if self.eval_returns else None
 
 
-def evaluate(policy_fn: PolicyFn, env: gym.Env, episodes: int, seed: int) -> list[float]:
-    """Undiscounted returns of ``episodes`` episodes; episode i resets with seed ``seed + i`` so
-    the result depends only on the policy and the seed."""
-    returns = []
+def episode_rewards(
+    policy_fn: PolicyFn, env: gym.Env, episodes: int, seed: int
+) -> list[list[float]]:
+    """Every reward of ``episodes`` episodes; episode i resets with seed ``seed + i`` so the result
+    depends only on the policy and the seed."""
+    rewards = []
     for i in range(episodes):
         obs, _ = env.reset(seed=seed + i)
-        total, done = 0.0, False
+        episode, done = [], False
         while not done:
             obs, reward, terminated, truncated, _ = env.step(policy_fn(obs))
-            total += float(reward)
+            episode.append(float(reward))
             done = terminated or truncated
-        returns.append(total)
-    return returns
+        rewards.append(episode)
+    return rewards
+
+
+def evaluate(policy_fn: PolicyFn, env: gym.Env, episodes: int, seed: int) -> list[float]:
+    """Undiscounted returns of ``episode_rewards``' episodes."""
+    return [sum(episode) for episode in episode_rewards(policy_fn, env, episodes, seed)]
 
 
 def train(
