@@ -10,13 +10,21 @@ a PyBullet-only install runs without MuJoCo and the other way round.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, Self
 
 import numpy as np
 
 from ddpg_controller.tasks import RandomizationConfig, RobotState, Task
 
-__all__ = ["ENGINES", "GRAVITY", "EngineRobot", "checked_command", "make_robot", "sample_range"]
+__all__ = [
+    "ENGINES",
+    "GRAVITY",
+    "EngineRobot",
+    "RobotBase",
+    "checked_command",
+    "make_robot",
+    "sample_range",
+]
 
 ENGINES = ("pybullet", "mujoco")
 GRAVITY = 9.81  # m/s², along −z in both engines
@@ -44,6 +52,41 @@ class EngineRobot(Protocol):
     def step(self, command) -> RobotState: ...
 
     def close(self) -> None: ...
+
+
+class RobotBase:
+    """What both engines' robots keep alike: the episode's RNG (a seed given to ``reset``
+    reseeds it, ``None`` continues it), the last measured state, and ``with`` closing."""
+
+    _rng: np.random.Generator | None = None
+    _state: RobotState | None = None
+
+    @property
+    def rng(self) -> np.random.Generator:
+        if self._rng is None:
+            raise RuntimeError("call reset() first")
+        return self._rng
+
+    @property
+    def state(self) -> RobotState:
+        if self._state is None:
+            raise RuntimeError("call reset() first")
+        return self._state
+
+    def _reseed(self, seed: int | None) -> np.random.Generator:
+        """The RNG of the episode ``reset(seed)`` starts."""
+        if seed is not None or self._rng is None:
+            self._rng = np.random.default_rng(seed)
+        return self._rng
+
+    def close(self) -> None:
+        """Release the engine's resources (nothing by default)."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def make_robot(

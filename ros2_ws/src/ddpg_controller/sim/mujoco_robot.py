@@ -32,7 +32,7 @@ import numpy as np
 
 from ddpg_controller.tasks import RandomizationConfig, RobotState, Task, TaskSpecError, load_task
 
-from .engine import GRAVITY, checked_command, sample_range
+from .engine import GRAVITY, RobotBase, checked_command, sample_range
 
 __all__ = ["MujocoRobot"]
 
@@ -40,7 +40,7 @@ __all__ = ["MujocoRobot"]
 _URDF_COMPILER = '<mujoco><compiler fusestatic="false" discardvisual="true"/></mujoco>'
 
 
-class MujocoRobot:
+class MujocoRobot(RobotBase):
     """A task's robot in its own MuJoCo model and data; the API of
     :class:`~ddpg_controller.sim.engine.EngineRobot`. ``reset`` restores the nominal model and
     draws the domain randomisation, the initial state and the goal in the PyBullet robot's order,
@@ -65,32 +65,16 @@ class MujocoRobot:
             name: getattr(m, name).copy()
             for name in ("body_mass", "body_inertia", "dof_damping", "dof_frictionloss")
         }
-        self._rng: np.random.Generator | None = None
         self._goal: np.ndarray | None = None
         self._gain = np.ones(task.action_dim)
         self._target = np.zeros(task.action_dim)  # position servo set point
         self._delay: deque[np.ndarray] = deque()
-        self._state: RobotState | None = None
         self.applied_effort = np.zeros(task.action_dim)
         self.episode_steps = 0
 
     # ---- public API ------------------------------------------------------------------------------
-    @property
-    def rng(self) -> np.random.Generator:
-        if self._rng is None:
-            raise RuntimeError("call reset() first")
-        return self._rng
-
-    @property
-    def state(self) -> RobotState:
-        if self._state is None:
-            raise RuntimeError("call reset() first")
-        return self._state
-
     def reset(self, seed: int | None = None) -> RobotState:
-        if seed is not None or self._rng is None:
-            self._rng = np.random.default_rng(seed)
-        rng = self._rng
+        rng = self._reseed(seed)
         mujoco.mj_resetData(self.model, self.data)
         mujoco.mj_kinematics(self.model, self.data)  # link frames at the zero pose, as PyBullet's
         self._randomize(rng)
@@ -146,15 +130,6 @@ class MujocoRobot:
             self._goal = self._sample_goal(self._rng)
         self._state = self._measure(self._rng)
         return self._state
-
-    def close(self) -> None:
-        """Nothing to release (MuJoCo's model and data are freed with the object)."""
-
-    def __enter__(self) -> MujocoRobot:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     # ---- building the model ----------------------------------------------------------------------
     def _compile(self) -> mujoco.MjModel:

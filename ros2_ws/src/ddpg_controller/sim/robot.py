@@ -20,13 +20,13 @@ import pybullet
 
 from ddpg_controller.tasks import RandomizationConfig, RobotState, Task, load_task
 
-from .engine import GRAVITY, checked_command
+from .engine import GRAVITY, RobotBase, checked_command
 from .engine import sample_range as _sample
 
 __all__ = ["SimulatedRobot"]
 
 
-class SimulatedRobot:
+class SimulatedRobot(RobotBase):
     """A task's robot in its own PyBullet physics client (DIRECT).
 
     ``reset(seed)`` starts an episode: a seed reseeds the RNG, ``None`` continues it (the first
@@ -49,7 +49,6 @@ class SimulatedRobot:
             raise RuntimeError("pybullet.connect(DIRECT) failed")
         self._urdf_dir: tempfile.TemporaryDirectory | None = None
         self._urdf_file = self._urdf_for_pybullet()
-        self._rng: np.random.Generator | None = None
         self._body: int | None = None
         self._joints: list[int] = []  # driven
         self._passive: list[int] = []
@@ -59,23 +58,10 @@ class SimulatedRobot:
         self._gain = np.ones(self.task.action_dim)
         self._friction = np.zeros(self.task.action_dim)
         self._delay: deque[np.ndarray] = deque()
-        self._state: RobotState | None = None
         self.applied_effort = np.zeros(self.task.action_dim)
         self.episode_steps = 0
 
     # ---- public API ------------------------------------------------------------------------------
-    @property
-    def rng(self) -> np.random.Generator:
-        if self._rng is None:
-            raise RuntimeError("call reset() first")
-        return self._rng
-
-    @property
-    def state(self) -> RobotState:
-        if self._state is None:
-            raise RuntimeError("call reset() first")
-        return self._state
-
     @property
     def physics_client(self) -> int:
         if self._client is None:
@@ -83,9 +69,7 @@ class SimulatedRobot:
         return self._client
 
     def reset(self, seed: int | None = None) -> RobotState:
-        if seed is not None or self._rng is None:
-            self._rng = np.random.default_rng(seed)
-        rng = self._rng
+        rng = self._reseed(seed)
         self._build_world()
         self._goal_marker = None
         self._randomize(rng)
@@ -243,12 +227,6 @@ class SimulatedRobot:
             with contextlib.suppress(pybullet.error):
                 pybullet.disconnect(physicsClientId=self._client)
             self._client = None
-
-    def __enter__(self) -> SimulatedRobot:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
