@@ -131,18 +131,9 @@ class DDPG:
         self.actor = Actor(
             obs_dim, action_dim, cfg.actor_hidden, init_gen, cfg.final_layer_init
         ).to(self.device)
-        self.critic = Critic(
-            obs_dim,
-            action_dim,
-            cfg.critic_hidden,
-            init_gen,
-            cfg.critic_action_input,
-            cfg.final_layer_init,
-        ).to(self.device)
-        # TD3's second critic (``twin_critics``), drawn after the others: the one-critic
-        # default's networks are the same with or without the option in the code.
-        self.critic2 = (
-            Critic(
+
+        def new_critic() -> Critic:
+            return Critic(
                 obs_dim,
                 action_dim,
                 cfg.critic_hidden,
@@ -150,9 +141,11 @@ class DDPG:
                 cfg.critic_action_input,
                 cfg.final_layer_init,
             ).to(self.device)
-            if cfg.twin_critics
-            else None
-        )
+
+        self.critic = new_critic()
+        # TD3's second critic (``twin_critics``), drawn after the others: the one-critic
+        # default's networks are the same with or without the option in the code.
+        self.critic2 = new_critic() if cfg.twin_critics else None
         self.actor_target = copy.deepcopy(self.actor)
         self.critic_target = copy.deepcopy(self.critic)
         self.critic2_target = copy.deepcopy(self.critic2)
