@@ -55,9 +55,13 @@ class EngineRobot(Protocol):
 
 
 class RobotBase:
-    """What both engines' robots keep alike: the episode's RNG (a seed given to ``reset``
-    reseeds it, ``None`` continues it), the last measured state, and ``with`` closing."""
+    """What both engines' robots do alike: the episode's RNG (a seed given to ``reset`` reseeds
+    it, ``None`` continues it), measuring the state from the engine's joint readings and link
+    frames, the last measured state, and ``with`` closing."""
 
+    task: Task
+    randomization: RandomizationConfig
+    _goal: np.ndarray | None = None
     _rng: np.random.Generator | None = None
     _state: RobotState | None = None
 
@@ -72,6 +76,44 @@ class RobotBase:
         if self._state is None:
             raise RuntimeError("call reset() first")
         return self._state
+
+    def _measure(self, rng: np.random.Generator | None) -> RobotState:
+        """The robot's state as its sensors give it: the sensed joints (driven, then passive) with
+        the randomisation's observation noise, and the task's signals."""
+        task = self.task
+        pos, vel = self._joint_readings()
+        std = self.randomization.observation_noise_std
+        if std > 0.0 and rng is not None:
+            pos = pos + rng.normal(0.0, std, size=pos.shape)
+            vel = vel + rng.normal(0.0, std, size=vel.shape)
+        signals: dict[str, np.ndarray] = {}
+        for name in task.signal_names:
+            if name == "goal":
+                signals[name] = np.array(self._goal, dtype=np.float64)
+            elif name == "end_effector":
+                signals[name] = self._link_position(task.end_effector_link)
+            else:  # upright_axis: the link's z axis in the world frame
+                signals[name] = self._link_z_axis(task.upright_link)
+        n = task.action_dim
+        return RobotState(
+            position=pos[:n],
+            velocity=vel[:n],
+            signals=signals,
+            passive_position=pos[n:],
+            passive_velocity=vel[n:],
+        )
+
+    def _joint_readings(self) -> tuple[np.ndarray, np.ndarray]:
+        """Positions and velocities of the sensed joints (driven, then passive), exact."""
+        raise NotImplementedError
+
+    def _link_position(self, link: str) -> np.ndarray:
+        """A link frame's origin in the world frame."""
+        raise NotImplementedError
+
+    def _link_z_axis(self, link: str) -> np.ndarray:
+        """A link frame's z axis in the world frame."""
+        raise NotImplementedError
 
     def _reseed(self, seed: int | None) -> np.random.Generator:
         """The RNG of the episode ``reset(seed)`` starts."""

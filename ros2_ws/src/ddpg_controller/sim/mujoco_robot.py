@@ -249,27 +249,11 @@ class MujocoRobot(RobotBase):
         body = self._body(frame)
         return self.data.xpos[body] + self.data.xmat[body].reshape(3, 3) @ goal
 
-    def _measure(self, rng: np.random.Generator | None) -> RobotState:
-        d = self.data
-        pos = d.qpos[self._qpos].copy()
-        vel = d.qvel[self._dofs].copy()
-        std = self.randomization.observation_noise_std
-        if std > 0.0 and rng is not None:
-            pos = pos + rng.normal(0.0, std, size=pos.shape)
-            vel = vel + rng.normal(0.0, std, size=vel.shape)
-        signals: dict[str, np.ndarray] = {}
-        for name in self.task.signal_names:
-            if name == "goal":
-                signals[name] = np.array(self._goal, dtype=np.float64)
-            elif name == "end_effector":
-                signals[name] = d.xpos[self._body(self.task.end_effector_link)].copy()
-            else:  # upright_axis: the link's z axis in the world frame
-                signals[name] = d.xmat[self._body(self.task.upright_link)].reshape(3, 3)[:, 2]
-        n = self.task.action_dim
-        return RobotState(
-            position=pos[:n],
-            velocity=vel[:n],
-            signals=signals,
-            passive_position=pos[n:],
-            passive_velocity=vel[n:],
-        )
+    def _joint_readings(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.data.qpos[self._qpos].copy(), self.data.qvel[self._dofs].copy()
+
+    def _link_position(self, link: str) -> np.ndarray:
+        return self.data.xpos[self._body(link)].copy()
+
+    def _link_z_axis(self, link: str) -> np.ndarray:
+        return self.data.xmat[self._body(link)].reshape(3, 3)[:, 2].copy()

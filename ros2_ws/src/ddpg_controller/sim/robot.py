@@ -365,32 +365,22 @@ class SimulatedRobot(RobotBase):
             physicsClientId=cid,
         )
 
-    def _measure(self, rng: np.random.Generator | None) -> RobotState:
-        cid, body, n = self.physics_client, self._body, self.task.action_dim
-        states = pybullet.getJointStates(body, self._joints + self._passive, physicsClientId=cid)
+    def _joint_readings(self) -> tuple[np.ndarray, np.ndarray]:
+        cid = self.physics_client
+        states = pybullet.getJointStates(
+            self._body, self._joints + self._passive, physicsClientId=cid
+        )
         pos = np.array([s[0] for s in states], dtype=np.float64)
         vel = np.array([s[1] for s in states], dtype=np.float64)
-        std = self.randomization.observation_noise_std
-        if std > 0.0 and rng is not None:
-            pos = pos + rng.normal(0.0, std, size=pos.shape)
-            vel = vel + rng.normal(0.0, std, size=vel.shape)
-        signals: dict[str, np.ndarray] = {}
-        for name in self.task.signal_names:
-            if name == "goal":
-                signals[name] = np.array(self._goal, dtype=np.float64)
-            elif name == "end_effector":
-                signals[name] = np.array(self._link_pose(self.task.end_effector_link)[0])
-            else:  # upright_axis: the link's z axis in the world frame
-                orientation = self._link_pose(self.task.upright_link)[1]
-                matrix = pybullet.getMatrixFromQuaternion(orientation, physicsClientId=cid)
-                signals[name] = np.array([matrix[2], matrix[5], matrix[8]], dtype=np.float64)
-        return RobotState(
-            position=pos[:n],
-            velocity=vel[:n],
-            signals=signals,
-            passive_position=pos[n:],
-            passive_velocity=vel[n:],
-        )
+        return pos, vel
+
+    def _link_position(self, link: str) -> np.ndarray:
+        return np.array(self._link_pose(link)[0])
+
+    def _link_z_axis(self, link: str) -> np.ndarray:
+        orientation = self._link_pose(link)[1]
+        matrix = pybullet.getMatrixFromQuaternion(orientation, physicsClientId=self.physics_client)
+        return np.array([matrix[2], matrix[5], matrix[8]], dtype=np.float64)
 
     def _link_pose(self, link: str):
         cid, body, index = self.physics_client, self._body, self._links[link]
