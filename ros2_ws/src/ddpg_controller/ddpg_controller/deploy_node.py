@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 import time
 from functools import partial
 
@@ -523,7 +524,12 @@ def main(args: list[str] | None = None) -> int:
     node = None
     try:
         node = DeployNode()
-        spin_until_shutdown(node)
+        # While spinning, Ctrl-C only sets a flag: a KeyboardInterrupt raised inside a callback
+        # that the executor's C++ called aborts the process (pybind11 error_already_set ->
+        # terminate; seen once in ~30 deploys), and the safe command is never published.
+        stop = threading.Event()
+        signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+        spin_until_shutdown(node, stop=stop)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

@@ -185,13 +185,15 @@ def run_node(make_node: Callable[[], Node], name: str, args: list[str] | None) -
     return 0
 
 
-def spin_until_shutdown(node: Node, timeout_sec: float = 0.1) -> None:
-    """Spin ``node`` until rclpy shuts down or Ctrl-C; the caller cleans up afterwards, and no
-    further Ctrl-C interrupts that (see ``ignore_further_ctrl_c``)."""
+def spin_until_shutdown(
+    node: Node, timeout_sec: float = 0.1, stop: threading.Event | None = None
+) -> None:
+    """Spin ``node`` until rclpy shuts down, ``stop`` is set or Ctrl-C; the caller cleans up
+    afterwards, and no further Ctrl-C interrupts that (see ``ignore_further_ctrl_c``)."""
     executor = make_executor(node.context)
     executor.add_node(node)
     try:
-        while rclpy.ok():
+        while rclpy.ok() and not (stop is not None and stop.is_set()):
             executor.spin_once(timeout_sec=timeout_sec)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
