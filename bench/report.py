@@ -79,6 +79,101 @@ def did_not_learn(run: dict[str, Any], best_final: float) -> bool:
     return gain <= LEARNT_FRACTION * (best_final - run["untrained_mean"])
 
 
+RULE_MARGIN = 0.05  # a winner's score must exceed the default's by this (pre-registration §3.3)
+
+
+def default_rule(data: dict[str, Any]) -> list[str]:
+    """The rule that picks a default, as ``bench/results/2026-12-07-preregistration.md`` §3 wrote
+    it before the runs; empty unless SB3 and every package variant ran on all of ``ENVS``.
+
+    1. Eligible: on every tuning task no seed did not learn, and not worse than SB3 with p < α.
+    2. Score: the mean over tasks of (mean − untrained mean) / (SB3 mean − untrained mean), the
+       untrained mean being that candidate's own seeds' step-0 score.
+    3. The eligible candidate with the highest score wins; the current default stays unless the
+       winner's score exceeds its score by ``RULE_MARGIN`` and the winner beats the default with
+       p < α on at least one task. 4. No eligible candidate: the default stays.
+    """
+    from bench.learning import ENVS
+
+    runs, default = data["runs"], data["default_variant"]
+    candidates = [v for v in _ordered_variants(data) if v != "sb3"]
+    envs = [spec.env_id for spec in ENVS]
+
+    def finals(env: str, variant: str) -> list[dict[str, Any]]:
+        return [r for r in runs if r["env"] == env and r["variant"] == variant]
+
+    if default not in candidates or any(
+        not finals(env, v) for env in envs for v in [*candidates, "sb3"]
+    ):
+        return []
+    out = [
+        "### The pre-registered rule on the tuning set\n",
+        "`2026-12-07-preregistration.md` §3, applied by `bench/report.py` `default_rule`. "
+        "Progress = (mean − untrained mean) / (SB3 mean − untrained mean); eligible = no seed "
+        f"did not learn and not worse than SB3 with p < {PERMUTATION_ALPHA} on every task.\n",
+        _header("candidate", *envs, "score (mean progress)", "eligible"),
+    ]
+    scores, eligible = {}, {}
+    for v in candidates:
+        cells, progress, ok = [], [], True
+        for env in envs:
+            env_runs = [r for r in runs if r["env"] == env]
+            best = max(r["final_mean"] for r in env_runs)
+            ours = [r["final_mean"] for r in finals(env, v)]
+            sb3 = [r["final_mean"] for r in finals(env, "sb3")]
+            untrained = float(np.mean([r["untrained_mean"] for r in finals(env, v)]))
+            stuck = sum(did_not_learn(r, best) for r in finals(env, v))
+            p = permutation_p(ours, sb3)
+            worse = np.mean(ours) < np.mean(sb3) and p < PERMUTATION_ALPHA
+            ok = ok and stuck == 0 and not worse
+            progress.append((np.mean(ours) - untrained) / (np.mean(sb3) - untrained))
+            cells.append(
+                f"{progress[-1]:.3f} (p {p:.3f}{', worse' if worse else ''}"
+                f"{f', {stuck} stuck' if stuck else ''})"
+            )
+        scores[v], eligible[v] = float(np.mean(progress)), ok
+        out.append(
+            f"| {variant_label(v)} | " + " | ".join(cells) + f" | {scores[v]:.3f} | {_pf(ok)} |"
+        )
+    chosen = [v for v in candidates if eligible[v]]
+    if not chosen:
+        verdict = f"no candidate is eligible: the default ({variant_label(default)}) stays (§3.4)"
+    else:
+        winner = max(chosen, key=lambda v: scores[v])
+        better_somewhere = [
+            env
+            for env in envs
+            if np.mean([r["final_mean"] for r in finals(env, winner)])
+            > np.mean([r["final_mean"] for r in finals(env, default)])
+            and permutation_p(
+                [r["final_mean"] for r in finals(env, winner)],
+                [r["final_mean"] for r in finals(env, default)],
+            )
+            < PERMUTATION_ALPHA
+        ]
+        if winner == default:
+            verdict = f"the default ({variant_label(default)}) has the highest eligible score"
+        elif scores[winner] >= scores[default] + RULE_MARGIN and better_somewhere:
+            verdict = (
+                f"{variant_label(winner)} replaces the default: score {scores[winner]:.3f} vs "
+                f"{scores[default]:.3f}, better with p < {PERMUTATION_ALPHA} on "
+                + ", ".join(better_somewhere)
+            )
+        else:
+            verdict = (
+                f"{variant_label(winner)} scores highest ({scores[winner]:.3f} vs the default's "
+                f"{scores[default]:.3f}) but "
+                + (
+                    f"not by {RULE_MARGIN}"
+                    if scores[winner] < scores[default] + RULE_MARGIN
+                    else f"is better than the default with p < {PERMUTATION_ALPHA} on no task"
+                )
+                + f": the default ({variant_label(default)}) stays (§3.3)"
+            )
+    out.append(f"\n**Choice:** {verdict}.\n")
+    return out
+
+
 def _plot_learning(tag: str, env: str, runs: list[dict[str, Any]], variants: list[str]) -> str:
     try:
         import matplotlib
@@ -274,6 +369,7 @@ def learning_section(
         "Budgets: " + "; ".join(f"{e}: {b['note']}" for e, b in data["budgets"].items()) + ".\n"
     )
     out.extend(per_env)
+    out.extend(default_rule(data))
     for env, rows in data["hyperparameters"].items():
         out.append(f"<details><summary>Hyperparameters, {env}</summary>\n")
         out.append("| setting | ddpg_controller | SB3 DDPG |")
