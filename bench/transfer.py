@@ -10,8 +10,9 @@ lifecycle deploy node with its safety layer, in real time, on the sim node of ea
 (``bench/results/<tag>-transfer.md`` and ``.json``) the mean return in each engine and their ratio
 (other engine / training engine: returns are negative, so above 1 is worse), and for reach tasks
 the mean final end-effector distance. Randomisation ``on`` trains with the spec's
-``randomization`` block (a task whose spec has none is skipped for ``on``, and said so); deployment
-is always without randomisation. A run directory that already holds a policy is reused.
+``randomization`` block, or where the spec has none with ``TRANSFER_RANDOMIZATION`` (one set for
+every task, written before the runs: the uncertainty a robot's datasheet leaves); deployment is
+always without randomisation. A run directory that already holds a policy is reused.
 
 ``--fine-tune-steps N`` also measures fine-tuning on the other engine (the stand-in robot) for the
 first task and seed: ``ddpg-train --engine <other> --init-from <policy.pt>`` against training from
@@ -39,6 +40,20 @@ EPISODE_LINE = re.compile(
     r"episode (\d+): return (-?[\d.]+)(?:, final end-effector distance ([\d.]+) m)?"
 )
 TIMEOUTS = re.compile(r"'timeouts': (\d+)")
+
+
+# Domain randomisation for ``on`` when the task's spec has no block of its own: masses and inertias
+# ±20 %, up to 0.05 N·m·s/rad of damping and 0.05 N·m (N) of Coulomb friction added per joint,
+# torque/velocity actuators ±10 %, 0.002 of noise on the joint readings; no action delay (it would
+# change the task, not its physics).
+TRANSFER_RANDOMIZATION = {
+    "mass_scale": [0.8, 1.2],
+    "joint_damping": [0.0, 0.05],
+    "joint_friction": [0.0, 0.05],
+    "actuator_gain": [0.9, 1.1],
+    "observation_noise_std": 0.002,
+    "action_delay_steps": 0,
+}
 
 
 def _list(text: str) -> list[str]:
@@ -85,20 +100,25 @@ def train(
 
 
 def _parameter_file(task: str, run_dir: Path, randomize: bool, controller: dict) -> Path:
-    """The task's parameter file, with the sim node's randomisation off unless ``randomize`` (the
-    spec's own block is what ``on`` trains with; a parameter file may also set it, as
-    arm_reach's does) and the controller's parameters updated with ``controller``."""
+    """The task's parameter file, with the sim node's randomisation off unless ``randomize`` (then
+    the spec's own block, or ``TRANSFER_RANDOMIZATION`` where it has none) and the controller's
+    parameters updated with ``controller``."""
     import yaml
 
     from ddpg_controller.tasks import RandomizationConfig
     from ddpg_controller.train_cli import package_config
 
     document = yaml.safe_load(package_config(task).read_text())
-    off = RandomizationConfig().to_dict()
+    if not randomize:
+        randomization = RandomizationConfig().to_dict()
+    elif has_randomization(task):
+        randomization = None  # the spec's block: the sim node's default
+    else:
+        randomization = TRANSFER_RANDOMIZATION
     for key, section in document.items():
         node = key.rsplit("/", 1)[-1]
-        if node == "sim" and not randomize:
-            section["ros__parameters"]["randomization"] = off
+        if node == "sim" and randomization is not None:
+            section["ros__parameters"]["randomization"] = randomization
         if node == "controller":
             section["ros__parameters"].update(controller)
     path = run_dir.parent / f"{run_dir.name}.params.yaml"
@@ -175,12 +195,11 @@ def main(argv: list[str] | None = None) -> int:
     source = args.train_engine
     target = next(e for e in ENGINES if e != source)
     common.print_header("transfer", vars(args) | {"deploy_engines": ENGINES}, common.machine_info())
-    rows, skipped = [], []
+    rows, notes = [], []
     for task in args.tasks:
         for setting in args.randomization:
             if setting == "on" and not has_randomization(task):
-                skipped.append(f"{task}: its spec has no randomization block (on skipped)")
-                continue
+                notes.append(f"{task}: its spec has no randomization: on = TRANSFER_RANDOMIZATION")
             for seed in args.seeds:
                 name = f"{task}-{source}-dr{setting}-s{seed}"
                 print(f"[transfer] {name}")
@@ -220,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
             fine_tuning[f"{label} curve"] = curve
             fine_tuning[label] = robot_minutes_to(curve, goal)
             print(f"[transfer] {label}: robot minutes to {goal:.1f}: {fine_tuning[label]}")
-    data = {"rows": rows, "skipped": skipped, "fine_tuning": fine_tuning, "source": source}
+    data = {"rows": rows, "notes": notes, "fine_tuning": fine_tuning, "source": source}
     common.save_result("transfer", data, args.tag)
     report = _report(data, source, target)
     out = Path("bench/results") / f"{args.tag}-transfer.md"
@@ -252,7 +271,7 @@ def _report(data: dict, source: str, target: str) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [_row(r, source, target) for r in data["rows"]]
-    lines += [f"- {s}" for s in data["skipped"]]
+    lines += ["", *(f"- {note}" for note in data["notes"])]
     tuning = data["fine_tuning"]
     if tuning:
         lines += [
