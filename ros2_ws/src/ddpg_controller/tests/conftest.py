@@ -7,6 +7,7 @@ discovery on localhost, so two runs on one machine never hear each other.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +22,12 @@ from ddpg_controller.ros_common import find_packages_in_this_prefix, isolate_ros
 def pytest_configure(config: pytest.Config) -> None:
     isolate_ros_traffic()
     find_packages_in_this_prefix()
+    # A shell's background job (`bash .ci/run &` in a script) starts with SIGINT ignored, and every
+    # process it starts inherits that: the Ctrl-C tests' ddpg-train then ignored its SIGINT, never
+    # stopped, and its orphaned nodes published into the tests after it (16 failures seen). A
+    # Python handler here is not inherited: children start with the default disposition.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
