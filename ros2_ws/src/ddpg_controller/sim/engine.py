@@ -10,7 +10,7 @@ a PyBullet-only install runs without MuJoCo and the other way round.
 
 from __future__ import annotations
 
-from typing import Protocol, Self
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -52,6 +52,10 @@ class EngineRobot(Protocol):
     def step(self, command) -> RobotState: ...
 
     def close(self) -> None: ...
+
+
+# ``typing.Self`` is Python 3.11+; Humble's Python is 3.10.
+_Robot = TypeVar("_Robot", bound="RobotBase")
 
 
 class RobotBase:
@@ -124,7 +128,7 @@ class RobotBase:
     def close(self) -> None:
         """Release the engine's resources (nothing by default)."""
 
-    def __enter__(self) -> Self:
+    def __enter__(self: _Robot) -> _Robot:
         return self
 
     def __exit__(self, *exc) -> None:
