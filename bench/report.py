@@ -99,11 +99,14 @@ def default_rule(data: dict[str, Any]) -> list[str]:
     candidates = [v for v in _ordered_variants(data) if v != "sb3"]
     envs = [spec.env_id for spec in ENVS]
 
-    def finals(env: str, variant: str) -> list[dict[str, Any]]:
+    def runs_of(env: str, variant: str) -> list[dict[str, Any]]:
         return [r for r in runs if r["env"] == env and r["variant"] == variant]
 
+    def finals(env: str, variant: str) -> list[float]:
+        return [r["final_mean"] for r in runs_of(env, variant)]
+
     if default not in candidates or any(
-        not finals(env, v) for env in envs for v in [*candidates, "sb3"]
+        not runs_of(env, v) for env in envs for v in [*candidates, "sb3"]
     ):
         return []
     out = [
@@ -119,10 +122,9 @@ def default_rule(data: dict[str, Any]) -> list[str]:
         for env in envs:
             env_runs = [r for r in runs if r["env"] == env]
             best = max(r["final_mean"] for r in env_runs)
-            ours = [r["final_mean"] for r in finals(env, v)]
-            sb3 = [r["final_mean"] for r in finals(env, "sb3")]
-            untrained = float(np.mean([r["untrained_mean"] for r in finals(env, v)]))
-            stuck = sum(did_not_learn(r, best) for r in finals(env, v))
+            ours, sb3 = finals(env, v), finals(env, "sb3")
+            untrained = float(np.mean([r["untrained_mean"] for r in runs_of(env, v)]))
+            stuck = sum(did_not_learn(r, best) for r in runs_of(env, v))
             p = permutation_p(ours, sb3)
             worse = np.mean(ours) < np.mean(sb3) and p < PERMUTATION_ALPHA
             ok = ok and stuck == 0 and not worse
@@ -143,13 +145,8 @@ def default_rule(data: dict[str, Any]) -> list[str]:
         better_somewhere = [
             env
             for env in envs
-            if np.mean([r["final_mean"] for r in finals(env, winner)])
-            > np.mean([r["final_mean"] for r in finals(env, default)])
-            and permutation_p(
-                [r["final_mean"] for r in finals(env, winner)],
-                [r["final_mean"] for r in finals(env, default)],
-            )
-            < PERMUTATION_ALPHA
+            if np.mean(finals(env, winner)) > np.mean(finals(env, default))
+            and permutation_p(finals(env, winner), finals(env, default)) < PERMUTATION_ALPHA
         ]
         if winner == default:
             verdict = f"the default ({variant_label(default)}) has the highest eligible score"
