@@ -61,7 +61,7 @@ _Robot = TypeVar("_Robot", bound="RobotBase")
 class RobotBase:
     """What both engines' robots do alike: the episode's RNG (a seed given to ``reset`` reseeds
     it, ``None`` continues it), measuring the state from the engine's joint readings and link
-    frames, the last measured state, and ``with`` closing."""
+    frames, the last measured state, setting the joints' state, and ``with`` closing."""
 
     task: Task
     randomization: RandomizationConfig
@@ -106,6 +106,19 @@ class RobotBase:
             passive_position=pos[n:],
             passive_velocity=vel[n:],
         )
+
+    def set_joint_state(self, position, velocity) -> RobotState:
+        """Put the sensed joints (driven, then passive) in a given state (tests, scripted
+        starts); the goal is unchanged."""
+        if self._state is None:
+            raise RuntimeError("call reset() first")
+        self._write_joints(position, velocity)
+        self._state = self._measure(self._rng)
+        return self._state
+
+    def _write_joints(self, position, velocity) -> None:
+        """Set the sensed joints' (driven, then passive) positions and velocities in the engine."""
+        raise NotImplementedError
 
     def _joint_readings(self) -> tuple[np.ndarray, np.ndarray]:
         """Positions and velocities of the sensed joints (driven, then passive), exact."""

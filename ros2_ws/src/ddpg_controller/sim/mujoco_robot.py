@@ -92,15 +92,11 @@ class MujocoRobot(RobotBase):
         return self._state
 
     def set_joint_state(self, position, velocity) -> RobotState:
-        """Put the sensed joints (driven, then passive) in a given state (tests, scripted
-        starts); the goal is unchanged."""
-        if self._state is None:
-            raise RuntimeError("call reset() first")
-        self._write_joints(position, velocity)
+        """``RobotBase.set_joint_state``; a position servo's set point moves with the joints."""
+        state = super().set_joint_state(position, velocity)
         if self.task.command_interface == "position":
             self._target = np.asarray(position[: self.task.action_dim], dtype=np.float64).copy()
-        self._state = self._measure(self._rng)
-        return self._state
+        return state
 
     def step(self, command) -> RobotState:
         """Apply ``command`` (joint units, task joint order, the task's interface) for one

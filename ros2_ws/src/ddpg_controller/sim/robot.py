@@ -75,9 +75,7 @@ class SimulatedRobot(RobotBase):
         self._randomize(rng)
         q, qd = self.task.sample_initial_joints(rng)
         self._goal = self._sample_goal(rng)
-        cid, body = self.physics_client, self._body
-        for j, qj, qdj in zip(self._joints + self._passive, q, qd, strict=True):
-            pybullet.resetJointState(body, j, float(qj), float(qdj), physicsClientId=cid)
+        self._write_joints(q, qd)
         driven_q = np.asarray(q[: self.task.action_dim], dtype=np.float64)
         if self.task.command_interface == "position":
             self._hold(driven_q)
@@ -89,16 +87,10 @@ class SimulatedRobot(RobotBase):
         self._state = self._measure(rng)
         return self._state
 
-    def set_joint_state(self, position, velocity) -> RobotState:
-        """Put the sensed joints (driven, then passive) in a given state (tests, scripted starts);
-        the goal is unchanged."""
-        if self._state is None:
-            raise RuntimeError("call reset() first")
-        cid = self.physics_client
+    def _write_joints(self, position, velocity) -> None:
+        cid, body = self.physics_client, self._body
         for j, qj, qdj in zip(self._joints + self._passive, position, velocity, strict=True):
-            pybullet.resetJointState(self._body, j, float(qj), float(qdj), physicsClientId=cid)
-        self._state = self._measure(self._rng)
-        return self._state
+            pybullet.resetJointState(body, j, float(qj), float(qdj), physicsClientId=cid)
 
     def step(self, command) -> RobotState:
         """Apply ``command`` (joint units, task joint order, the task's interface) for one
