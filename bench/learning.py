@@ -482,7 +482,7 @@ def run(
                 on_result(r)
     return {
         "runs": runs,
-        "variants": {v: variant_fields(v) if v != SB3 else {} for v in variants},
+        "variants": {v: variant_fields(v) for v in variants},  # SB3: none
         "default_variant": default_variant(),
         "hyperparameters": hyperparameters,
         "budgets": budgets,
