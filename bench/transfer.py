@@ -1,7 +1,8 @@
 """Zero-shot sim-to-sim transfer: trained in one physics engine, deployed on the other.
 
     ./run bench transfer [--tasks pendulum,reacher] [--seeds 0,1,2] [--randomization off,on]
-                         [--episodes 10] [--train-engine pybullet] [--fine-tune-steps N]
+                         [--episodes 10] [--train-engine pybullet] [--steps N]
+                         [--fine-tune-steps N] [--fine-tune-mode realtime]
 
 For each task, seed and domain-randomisation setting: train through ROS (``ddpg-train``, lockstep,
 the task's parameter file) in ``--train-engine``, then deploy the exported policy through the
@@ -14,11 +15,14 @@ the mean final end-effector distance. Randomisation ``on`` trains with the spec'
 every task, written before the runs: the uncertainty a robot's datasheet leaves); deployment is
 always without randomisation. A run directory that already holds a policy is reused.
 
+``--steps N`` trains for N steps instead of the parameter file's budget.
+
 ``--fine-tune-steps N`` also measures fine-tuning on the other engine (the stand-in robot) for the
-first task and seed: ``ddpg-train --engine <other> --init-from <policy.pt>`` against training from
-scratch there, both for N steps in lockstep; robot time is steps × control period, and the report
-gives the robot minutes until the evaluation return first reaches the policy's return in the
-training engine.
+row with the largest zero-shot gap (the largest return ratio): ``ddpg-train --engine <other>
+--init-from <policy.pt>`` against training from scratch there, both for N steps, in real time
+(``--fine-tune-mode``; every command through the safety layer, as on a robot) or lockstep; robot
+time is steps × control period, and the report gives the robot minutes until the evaluation
+return first reaches the policy's return in the training engine.
 """
 
 from __future__ import annotations
@@ -84,9 +88,11 @@ def train(
     run_dir: Path,
     extra: tuple[str, ...] = (),
     controller: dict | None = None,
+    mode: str = "lockstep",
 ) -> Path:
     """A policy trained through ROS in ``engine``; reused when ``run_dir`` already has one.
-    ``controller``: parameters of the controller node that replace the task's parameter file's."""
+    ``controller``: parameters of the controller node that replace the task's parameter file's;
+    ``mode``: lockstep, or real time (the robot's pace, commands through the safety layer)."""
     policy = run_dir / "policy.pt"
     if policy.is_file():
         print(f"  reusing {policy}")
@@ -94,15 +100,16 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
     command = [_tool("ddpg-train"), "--task", task, "--seed", str(seed), "--engine", engine]
     command += ["--run-dir", str(run_dir), "--quiet", *extra]
-    command += ["--config", str(_parameter_file(task, run_dir, randomize, controller or {}))]
+    parameters = _parameter_file(task, run_dir, randomize, controller or {}, mode)
+    command += ["--config", str(parameters)]
     _run(command, run_dir.with_suffix(".train.log"))
     return policy
 
 
-def _parameter_file(task: str, run_dir: Path, randomize: bool, controller: dict) -> Path:
+def _parameter_file(task: str, run_dir: Path, randomize: bool, controller: dict, mode: str) -> Path:
     """The task's parameter file, with the sim node's randomisation off unless ``randomize`` (then
-    the spec's own block, or ``TRANSFER_RANDOMIZATION`` where it has none) and the controller's
-    parameters updated with ``controller``."""
+    the spec's own block, or ``TRANSFER_RANDOMIZATION`` where it has none), both nodes in ``mode``
+    and the controller's parameters updated with ``controller``."""
     import yaml
 
     from ddpg_controller.tasks import RandomizationConfig
@@ -117,10 +124,12 @@ def _parameter_file(task: str, run_dir: Path, randomize: bool, controller: dict)
         randomization = TRANSFER_RANDOMIZATION
     for key, section in document.items():
         node = key.rsplit("/", 1)[-1]
-        if node == "sim" and randomization is not None:
-            section["ros__parameters"]["randomization"] = randomization
+        if node == "sim":
+            section["ros__parameters"]["mode"] = mode
+            if randomization is not None:
+                section["ros__parameters"]["randomization"] = randomization
         if node == "controller":
-            section["ros__parameters"].update(controller)
+            section["ros__parameters"].update(controller, lockstep=mode == "lockstep")
     path = run_dir.parent / f"{run_dir.name}.params.yaml"
     path.write_text(yaml.safe_dump(document))
     return path
@@ -183,7 +192,9 @@ def main(argv: list[str] | None = None) -> int:
         default="realtime",
         help="deployment: real time (as a robot), or lockstep (physics alone, no timing effects)",
     )
+    parser.add_argument("--steps", type=int, help="training steps (default: the parameter file's)")
     parser.add_argument("--fine-tune-steps", type=int, default=0)
+    parser.add_argument("--fine-tune-mode", choices=("realtime", "lockstep"), default="realtime")
     parser.add_argument("--runs", type=Path, default=Path("runs/transfer"))
     parser.add_argument("--tag", default=common.today())
     args = parser.parse_args(argv)
@@ -203,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
             for seed in args.seeds:
                 name = f"{task}-{source}-dr{setting}-s{seed}"
                 print(f"[transfer] {name}")
-                policy = train(task, seed, source, setting == "on", args.runs / name)
+                budget = ("--steps", str(args.steps)) if args.steps else ()
+                policy = train(task, seed, source, setting == "on", args.runs / name, budget)
                 result = {
                     "task": task,
                     "seed": seed,
@@ -225,16 +237,18 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[transfer] {_row(result, source, target)}")
     fine_tuning = None
     if args.fine_tune_steps and rows:
-        first = rows[0]
-        task, seed = first["task"], first["seed"]
+        widest = max(rows, key=lambda r: r["ratio"])  # the largest zero-shot gap
+        task, seed, mode = widest["task"], widest["seed"], args.fine_tune_mode
         period = load_task(task).control_period
-        policy = args.runs / f"{task}-{source}-dr{first['randomization']}-s{seed}" / "policy.pt"
-        goal = first[source]["return"]
+        policy = args.runs / f"{task}-{source}-dr{widest['randomization']}-s{seed}" / "policy.pt"
+        goal = widest[source]["return"]
         fine_tuning = {"task": task, "seed": seed, "goal": goal, "steps": args.fine_tune_steps}
+        fine_tuning |= {"randomization": widest["randomization"], "mode": mode}
         for label, extra in (("fine-tuned", ("--init-from", str(policy))), ("scratch", ())):
-            run_dir = args.runs / f"{task}-{target}-{label}-s{seed}"
+            run_dir = args.runs / f"{task}-{target}-{label}-{mode}-s{seed}"
             steps = ("--steps", str(args.fine_tune_steps), *extra)
-            train(task, seed, target, False, run_dir, steps, {"eval_every_steps": 1000})
+            evaluation = {"eval_every_steps": 1000}
+            train(task, seed, target, False, run_dir, steps, evaluation, mode)
             curve = evaluation_curve(run_dir / "metrics.csv", period)
             fine_tuning[f"{label} curve"] = curve
             fine_tuning[label] = robot_minutes_to(curve, goal)
@@ -276,9 +290,10 @@ def _report(data: dict, source: str, target: str) -> str:
     if tuning:
         lines += [
             "",
-            f"Fine-tuning on {target} ({tuning['task']}, seed {tuning['seed']}, "
-            f"{tuning['steps']} steps each, lockstep): robot minutes until the evaluation return "
-            f"reaches {tuning['goal']:.1f} (the policy's return in {source}): "
+            f"Fine-tuning on {target} ({tuning['task']}, seed {tuning['seed']}, randomisation "
+            f"{tuning.get('randomization', 'off')}: the largest zero-shot gap; {tuning['steps']} "
+            f"steps each, {tuning.get('mode', 'lockstep')}): robot minutes until the evaluation "
+            f"return reaches {tuning['goal']:.1f} (the policy's return in {source}): "
             f"fine-tuned {tuning['fine-tuned']}, from scratch {tuning['scratch']}.",
             "",
             "| robot minutes | fine-tuned return | from-scratch return |",

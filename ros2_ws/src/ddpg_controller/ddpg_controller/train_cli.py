@@ -152,8 +152,12 @@ def list_tasks() -> str:
     return "\n".join(lines)
 
 
-def launch_parameters(spec: NodeSpec, args: argparse.Namespace, run_dir: Path) -> dict:
-    """The per-node parameters ``launch/train.launch.py`` sets from its arguments."""
+def launch_parameters(
+    spec: NodeSpec, args: argparse.Namespace, run_dir: Path, lockstep: bool = True
+) -> dict:
+    """The per-node parameters ``launch/train.launch.py`` sets from its arguments; the controller
+    is on ``/clock`` (``use_sim_time``) when the simulator runs in ``lockstep``, on the wall clock
+    in real time (the launch's ``use_sim_time:=false``)."""
     task_file = task_file_parameter(args)
     if spec == SIM_NODE:
         return {"task": args.task, "task_file": task_file, "seed": args.seed, "engine": args.engine}
@@ -162,7 +166,7 @@ def launch_parameters(spec: NodeSpec, args: argparse.Namespace, run_dir: Path) -
         "task_file": task_file,
         "seed": args.seed,
         "run_dir": str(run_dir.resolve()),
-        "use_sim_time": True,
+        "use_sim_time": lockstep,
         "init_from": str(args.init_from.resolve()) if args.init_from else "",
     }
 
@@ -323,7 +327,7 @@ def train_commands(
     starts here, and what ``bench/netns.py`` starts on two "computers" (network namespaces)."""
     sim = node_command(SIM_NODE, config, launch_parameters(SIM_NODE, args, run_dir), args.namespace)
     controller_parameters = {
-        **launch_parameters(CONTROLLER_NODE, args, run_dir),
+        **launch_parameters(CONTROLLER_NODE, args, run_dir, configured_lockstep(config)),
         "total_steps": total_steps,
         "resume": args.resume,
         **({"video": False} if args.no_video else {}),
@@ -356,12 +360,33 @@ def fleet_commands(
     return robots, learner
 
 
-def _configured_steps(config: Path) -> int:
+def _configured(config: Path, node: str) -> dict:
+    """``node``'s ``ros__parameters`` in the parameter file (empty where it has none)."""
     document = load_yaml(config.read_text()) or {}
     for key, section in document.items():
-        if key.rsplit("/", 1)[-1] == "controller":
-            return int(section["ros__parameters"].get("total_steps", 20_000))
-    return 20_000
+        if key.rsplit("/", 1)[-1] == node:
+            return section.get("ros__parameters") or {}
+    return {}
+
+
+def _configured_steps(config: Path) -> int:
+    return int(_configured(config, "controller").get("total_steps", 20_000))
+
+
+def configured_lockstep(config: Path) -> bool:
+    """Whether the parameter file trains in lockstep (the sim node's ``mode``, default lockstep);
+    real time (``mode: realtime``, the robot's own pace, commands through the safety layer) needs
+    the controller's ``lockstep: false`` as well, or the controller waits for a ``/clock`` that
+    never comes: a file that says one without the other is refused, naming it."""
+    mode = _configured(config, "sim").get("mode", "lockstep")
+    lockstep = _configured(config, "controller").get("lockstep", True)
+    if (mode == "lockstep") != bool(lockstep):
+        raise SystemExit(
+            f"{config}: sim mode {mode!r} with controller lockstep {lockstep}: set both to train "
+            "in lockstep (mode: lockstep, lockstep: true) or in real time (mode: realtime, "
+            "lockstep: false)"
+        )
+    return mode == "lockstep"
 
 
 def _follow(

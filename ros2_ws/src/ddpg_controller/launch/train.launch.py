@@ -4,6 +4,10 @@
     ros2 launch ddpg_controller train.launch.py task_file:=my_robot.yaml config:=my_params.yaml
     ros2 launch ddpg_controller train.launch.py engine:=mujoco init_from:=runs/pendulum/policy.pt
 
+Real time (the robot's own pace, every command through the safety layer, as on hardware): a
+parameter file with the sim node's ``mode: realtime`` and the controller's ``lockstep: false``, and
+``use_sim_time:=false``; ``./run train`` reads the same file and sets ``use_sim_time`` from it.
+
 ``./run train`` starts the same two executables with the same parameter file and arguments
 (ddpg_controller/train_cli.py; tests/test_launch_agreement.py keeps them in agreement).
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
 import yaml
 
 from ddpg_controller.tasks import builtin_task_names
@@ -21,6 +22,7 @@ from ddpg_controller.train_cli import (
     launch_parameters,
     node_command,
     parse_args,
+    train_commands,
 )
 
 PACKAGE = Path(__file__).resolve().parents[1]
@@ -83,7 +85,7 @@ def test_train_launch_arguments_match_cli_options() -> None:
         "init_from",
     }
     options = vars(parse_args([]))
-    # use_sim_time is always on in the CLI (it trains in lockstep only).
+    # The CLI sets use_sim_time from the parameter file's sim mode (configured_lockstep).
     assert arguments - {"use_sim_time"} <= set(options)
 
 
@@ -119,6 +121,25 @@ def test_cli_command_line_is_what_launch_would_run(tmp_path) -> None:
         "-p",
         "resume:=false",
     ]
+
+
+def test_a_real_time_parameter_file_puts_the_controller_on_the_wall_clock(tmp_path) -> None:
+    """Training in real time (fine-tuning on a robot): the file's sim mode decides use_sim_time,
+    which the launch takes as its argument; a file that sets only one of the two nodes to real
+    time is refused with its name (the controller would wait for a /clock that never comes)."""
+    args = parse_args(["--task", "pendulum"])
+    config = tmp_path / "realtime.yaml"
+    sim = {"/**/sim": {"ros__parameters": {"mode": "realtime"}}}
+    controller = {"/**/controller": {"ros__parameters": {"lockstep": False}}}
+    config.write_text(yaml.safe_dump(sim | controller))
+    _, command = train_commands(args, config, tmp_path, 100)
+    assert "use_sim_time:=false" in command
+    config.write_text(yaml.safe_dump({}))
+    _, command = train_commands(args, config, tmp_path, 100)
+    assert "use_sim_time:=true" in command
+    config.write_text(yaml.safe_dump(sim))
+    with pytest.raises(SystemExit, match=r"realtime\.yaml: sim mode 'realtime' with controller "):
+        train_commands(args, config, tmp_path, 100)
 
 
 def test_every_task_has_a_parameter_file_for_every_node() -> None:
