@@ -60,10 +60,12 @@ def describe(task: Task) -> list[str]:
             "in the simulator)"
         )
     for joint in movable:
-        if joint.name not in task.sensed_joint_names:
+        if joint.name in task.held_joint_names:
+            lines.append(f"  {joint.name:24s} {joint.type:10s} held (robot.held_joints)")
+        elif joint.name not in task.sensed_joint_names:
             lines.append(
-                f"  {joint.name:24s} {joint.type:10s} held (neither driven nor passive: "
-                "PyBullet's default velocity motor)"
+                f"  {joint.name:24s} {joint.type:10s} held (in no joint list of the spec: "
+                "a warning below)"
             )
     lines.append(f"observation ({task.observation_dim} values):")
     names = iter(task.observation_names)

@@ -14,8 +14,10 @@ added per joint of the spec, as its command interface says:
 
 Servo gains come from each joint's inertia at the home pose (diagonal of the joint-space inertia
 matrix): a critically damped servo with a natural frequency of π / control_period, so it settles
-within about one control period (PyBullet's motors are stiff constraints instead). Joints of the
-model that the spec does not list get no actuator: they are passive. Contacts are off for a model
+within about one control period (PyBullet's motors are stiff constraints instead). The spec's
+passive joints get no actuator; a movable joint the spec does not list at all (a Panda's fingers)
+is held at its reference position by a joint equality, as PyBullet's default velocity motor holds
+it. Contacts are off for a model
 built from a URDF (PyBullet's world has neither a floor nor self-collision); a user's MJCF keeps
 its own. Joint damping and Coulomb friction are MuJoCo's own (``dof_damping``,
 ``dof_frictionloss``); the integrator is ``implicitfast`` so that stiff servos stay stable.
@@ -37,6 +39,7 @@ from .engine import GRAVITY, RobotBase, checked_command, sample_range
 __all__ = ["MujocoRobot"]
 
 # URDF compiler options: keep fixed-joint links as bodies (frames of the spec), drop visuals.
+_HELD_TYPES = (mujoco.mjtJoint.mjJNT_HINGE, mujoco.mjtJoint.mjJNT_SLIDE)
 _URDF_COMPILER = '<mujoco><compiler fusestatic="false" discardvisual="true"/></mujoco>'
 
 
@@ -145,6 +148,11 @@ class MujocoRobot(RobotBase):
             raise TaskSpecError(f"{task.source}: the MuJoCo robot needs robot.urdf or robot.mjcf")
         if not task.fixed_base:
             spec.worldbody.first_body().add_freejoint()
+        sensed = set(task.sensed_joint_names)
+        for joint in spec.joints:  # the others are held still, as PyBullet's default motor does
+            if joint.type in _HELD_TYPES and joint.name not in sensed:
+                lock = spec.add_equality(type=mujoco.mjtEq.mjEQ_JOINT, name1=joint.name)
+                lock.data[:5] = 0.0  # q − q0 = 0: held at the model's reference position
         for joint in task.joint_names:
             actuator = spec.add_actuator()
             actuator.name = f"{joint}_{task.command_interface}"

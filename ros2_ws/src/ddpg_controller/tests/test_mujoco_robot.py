@@ -66,9 +66,16 @@ def test_the_mujoco_model_has_the_spec_limits_and_one_actuator_per_joint() -> No
     assert [m.joint(i).name for i in ids] == list(task.joint_names)
     assert np.allclose(m.jnt_range[ids, 0], task.position_lower)
     assert np.allclose(m.jnt_range[ids, 1], task.position_upper)
-    assert m.nu == task.action_dim  # the fingers are passive: no actuator
+    assert m.nu == task.action_dim  # the fingers (robot.held_joints) get no actuator
     assert np.allclose(m.actuator_forcerange[:, 1], task.effort_limit)
     assert m.opt.timestep == pytest.approx(task.control_period / task.sim_substeps)
+    # The fingers stay closed, as PyBullet's default motor holds them (free, they slide ~1.6 cm
+    # in one second of arm motion).
+    robot.reset(seed=0)
+    for _ in range(20):
+        robot.step(task.initial_position[:7])
+    fingers = [m.jnt_qposadr[m.joint(j).id] for j in task.held_joint_names]
+    assert np.abs(robot.data.qpos[fingers]).max() < 1e-4
 
 
 def test_pendulum_trajectories_agree_and_the_arm_differs_only_by_its_actuators() -> None:

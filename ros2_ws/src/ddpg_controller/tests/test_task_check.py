@@ -55,7 +55,7 @@ def test_check_warns_about_a_threshold_an_untrained_policy_reaches(tmp_path) -> 
     )
     result = check(path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "held (neither driven nor passive" in result.stdout
+    assert "held (in no joint list of the spec" in result.stdout
     assert "'cart_to_pole' (continuous)" in result.stdout
     assert "solved_threshold 1 is reached without learning" in result.stdout
 

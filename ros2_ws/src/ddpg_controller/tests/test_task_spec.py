@@ -222,10 +222,18 @@ def test_passive_joints_are_sensed_never_driven(arm) -> None:
     assert "observation[0].joints" in load_error(arm, signal)
 
 
-def test_a_movable_joint_neither_driven_nor_passive_is_warned_about(arm) -> None:
+def test_a_movable_joint_in_no_joint_list_is_warned_about(arm) -> None:
+    """An unnamed joint is held still, perhaps by mistake (a forgotten pole): a warning; named in
+    robot.held_joints (a gripper on a reaching arm) it is held without one."""
     (warning,) = load_task(write_spec(arm, spec())).warnings
     assert "'elbow' (continuous)" in warning and "robot.passive_joints" in warning
-    assert "PyBullet's default velocity motor" in warning
+    assert "PyBullet's default velocity motor, MuJoCo a joint lock" in warning
+    held = spec(robot={**spec()["robot"], "held_joints": ["elbow"]})
+    task = load_task(write_spec(arm, held))
+    assert task.warnings == () and task.held_joint_names == ("elbow",)
+    assert task.sensed_joint_names == ("shoulder",)
+    both = spec(robot={**spec()["robot"], "held_joints": ["shoulder"]})
+    assert "['shoulder'] also in robot.joints" in load_error(arm, both)
 
 
 def test_inertia_pybullet_would_zero_is_warned_about(tmp_path) -> None:

@@ -75,6 +75,7 @@ ROBOT_KEYS = (
     "base",
     "joints",
     "passive_joints",
+    "held_joints",
     "end_effector_link",
     "upright_link",
     "limits",
@@ -402,6 +403,9 @@ class Task:
     # after the driven joints, free in the simulator, never commanded. Initial state, damping and
     # friction are per sensed joint (driven, then passive).
     passive_joint_names: tuple[str, ...] = ()
+    # Movable joints held still at their reference position in both simulators (robot.held_joints:
+    # a gripper's fingers on a reaching arm); neither sensed nor commanded.
+    held_joint_names: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()  # what loading noticed but accepted (one line each)
     # Where each limit came from, per LIMIT_KEYS key and driven joint ("URDF <limit>", ...).
     limit_origins: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -688,8 +692,10 @@ def task_from_dict(
     if len(set(joints)) != len(joints):
         robot.fail(f"lists a joint twice: {joints}", "joints")
     n = JointCount(len(joints))
-    passive = _passive_joints(robot, urdf, joints)
+    passive = _joint_names(robot, urdf, "passive_joints", {"robot.joints": joints})
     sensed = [*joints, *passive]
+    taken = {"robot.joints": joints, "robot.passive_joints": passive}
+    held = _joint_names(robot, urdf, "held_joints", taken)
     n_sensed = JointCount(len(sensed))
     mjcf = _mjcf(robot, spec_dir, sensed)
     command = top.section("command", COMMAND_KEYS, required=True)
@@ -804,8 +810,9 @@ def task_from_dict(
         initial_velocity_noise=velocity_noise,
         randomization=randomization,
         passive_joint_names=tuple(passive),
+        held_joint_names=tuple(held),
         limit_origins=limit_origins,
-        warnings=tuple(_load_warnings(urdf, sensed, source)),
+        warnings=tuple(_load_warnings(urdf, [*sensed, *held], source)),
         mjcf=mjcf,
     )
 
@@ -855,42 +862,47 @@ def _urdf_joints(urdf: RobotDescription, joints: Sequence[str]) -> list:
     return [urdf.joints[j] for j in joints]
 
 
-def _passive_joints(robot: _Section, urdf: RobotDescription | None, driven: list[str]) -> list:
-    """``robot.passive_joints``: movable URDF joints that are sensed but not driven."""
+def _joint_names(
+    robot: _Section, urdf: RobotDescription | None, key: str, taken: dict[str, list[str]]
+) -> list:
+    """``robot.passive_joints`` (movable URDF joints sensed but not driven) or
+    ``robot.held_joints`` (movable URDF joints held still): names not already in ``taken``'s
+    lists."""
     names = {"type": "array", "items": {"type": "string"}, "uniqueItems": True}
-    passive = robot.raw("passive_joints", [], schema=names)
-    if not isinstance(passive, list) or not all(isinstance(j, str) for j in passive):
-        robot.fail(f"must be a list of joint names, got {passive!r}", "passive_joints")
-    if len(set(passive)) != len(passive):
-        robot.fail(f"lists a joint twice: {passive}", "passive_joints")
-    both = [j for j in passive if j in driven]
-    if both:
-        robot.fail(f"{both} also in robot.joints: a joint is driven or passive", "passive_joints")
-    for joint in passive if urdf is not None else ():
+    listed = robot.raw(key, [], schema=names)
+    if not isinstance(listed, list) or not all(isinstance(j, str) for j in listed):
+        robot.fail(f"must be a list of joint names, got {listed!r}", key)
+    if len(set(listed)) != len(listed):
+        robot.fail(f"lists a joint twice: {listed}", key)
+    for other, joints in taken.items():
+        both = [j for j in listed if j in joints]
+        if both:
+            robot.fail(f"{both} also in {other}: a joint is in one list only", key)
+    for joint in listed if urdf is not None else ():
         info = urdf.joints.get(joint)
         if info is None or info.type not in MOVABLE_TYPES:
             movable = [j.name for j in urdf.movable_joints]
             what = "not in" if info is None else f"{info.type} in"
             robot.fail(
-                f"joint {joint!r} is {what} {urdf.source}: a passive joint must be one of its "
-                f"movable joints {movable}",
-                "passive_joints",
+                f"joint {joint!r} is {what} {urdf.source}: robot.{key} must name its movable "
+                f"joints {movable}",
+                key,
             )
-    return passive
+    return listed
 
 
-def _load_warnings(urdf: RobotDescription | None, sensed: list[str], source: str) -> list[str]:
-    """What a user should know although the spec is valid: movable joints the spec leaves to
-    PyBullet's default motor, and links whose inertia PyBullet will zero."""
+def _load_warnings(urdf: RobotDescription | None, listed: list[str], source: str) -> list[str]:
+    """What a user should know although the spec is valid: movable joints the spec does not name
+    (held still, perhaps by mistake), and links whose inertia PyBullet will zero."""
     if urdf is None:
         return []
     warnings = [
-        f"{source}: robot: joint {j.name!r} ({j.type}) of {urdf.source} is neither in "
-        "robot.joints nor robot.passive_joints: the simulator leaves it to PyBullet's default "
-        "velocity motor (target 0), which holds it nearly still; name it in "
-        "robot.passive_joints to let it move freely"
+        f"{source}: robot: joint {j.name!r} ({j.type}) of {urdf.source} is in none of "
+        "robot.joints, robot.passive_joints, robot.held_joints: the simulators hold it still "
+        "(PyBullet's default velocity motor, MuJoCo a joint lock); name it in "
+        "robot.passive_joints to let it move freely, or in robot.held_joints to say so"
         for j in urdf.movable_joints
-        if j.name not in sensed
+        if j.name not in listed
     ]
     warnings += [
         f'{urdf.source}: <link name="{link}"> <inertia>: principal moments '
