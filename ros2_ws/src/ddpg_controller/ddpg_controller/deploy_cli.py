@@ -351,10 +351,10 @@ class DeployDriver:
         from std_srvs.srv import Trigger
 
         if self.lockstep:  # let in-flight commands of the last episode step the sim first
+            # Active before the reset: the node acts on the episode's first state and every later
+            # one (in lockstep nothing else moves the sim meanwhile).
             self.spin_until(lambda: time.monotonic() - self.last_state_time > 0.2, 5.0)
-        # Active before the reset: the node acts on the episode's first state and every later
-        # one (in lockstep nothing else moves the sim meanwhile).
-        self.transition("activate")
+            self.transition("activate")
         if seed is not None:
             value = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=seed)
             request = SetParameters.Request(parameters=[Parameter(name="seed", value=value)])
@@ -364,6 +364,13 @@ class DeployDriver:
         self.states, self.episode_start = {}, 0  # the first state may come before the answer
         response = self.call(self.reset_client, Trigger.Request())
         start = reset_stamp_ns(response.message)
+        if not self.lockstep:
+            # Active after the reset, as an operator starts a policy on a robot at rest: active
+            # before, the node's answer to a state of the robot's old pose could land after the
+            # reset, and its rate limiter would ramp from that pose (at the velocity limit). The
+            # robot holds the reset pose until the first command (the first state's command is
+            # that hold).
+            self.transition("activate")
         steps = self.task.max_episode_steps
 
         self.states = {s: v for s, v in self.states.items() if s >= start}
@@ -386,7 +393,7 @@ class DeployDriver:
         for (stamp, state), (_, next_state) in itertools.pairwise(states):
             command = self.commands.get(stamp)
             if command is None:  # the node did not answer this state (cannot happen in lockstep)
-                missing += 1
+                missing += stamp != start  # real time: the first state is the reset's hold
                 command = self.task.hold_command(state)
             action = self.task.action_of_command(command, state)
             total += self.task.reward(state, action, next_state, previous)
@@ -400,11 +407,10 @@ class DeployDriver:
             )
         if self.trace is not None:
             for (stamp, state), _ in itertools.pairwise(states):
-                command = self.commands.get(stamp, np.zeros(self.task.action_dim))
-                self.trace.write(
-                    f"{self.episodes_done},{stamp},{' '.join(map(repr, state.position))},"
-                    f"{' '.join(map(repr, state.velocity))},{' '.join(map(repr, command))}\n"
-                )
+                command = self.commands.get(stamp, ())  # empty: the node did not answer
+                columns = (state.position, state.velocity, command)
+                text = ",".join(" ".join(f"{float(v):.17g}" for v in c) for c in columns)
+                self.trace.write(f"{self.episodes_done},{stamp},{text}\n")
             self.trace.flush()
         self.episodes_done += 1
         self.states = {}

@@ -90,9 +90,13 @@ class RobotLink:
         )
 
     def reset(self) -> None:
-        """Start a new episode: clear the safety latch and hold states until the reset answers."""
-        if self.safety is not None and self.safety.clear_e_stop():
-            self._node.get_logger().warning("safety latch cleared for the new episode")
+        """Start a new episode: clear the safety latch, forget the last command and position (the
+        reset moves the robot: a command ramping from the last episode's would drive it back at
+        its velocity limit) and hold states until the reset answers."""
+        if self.safety is not None:
+            if self.safety.clear_e_stop():
+                self._node.get_logger().warning("safety latch cleared for the new episode")
+            self.safety.start(time.monotonic())
         self.episode_start_ns = None
         self._deferred = None
         self._reset_client.call_async(Trigger.Request()).add_done_callback(self._on_reset_done)
