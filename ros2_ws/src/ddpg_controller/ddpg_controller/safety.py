@@ -36,9 +36,10 @@ The safe command is zeros for effort and velocity control (published at once: st
 priority). For position control it is a hold that stays still: the last published command, or
 before any command the last plausible measured position (a zero position command would drive the
 arm to its zero pose; a measured position can be a glitch or a runaway joint). Every command the
-policy gives after any safe command, e-stop clear or reactivation ramps from the last published
-command at the rate limit, so consecutive published position commands never differ by more than
-``max_delta`` x the time between the states they answer / control period.
+policy gives after any safe command or e-stop clear ramps from the last published command at the
+rate limit, so consecutive published position commands never differ by more than ``max_delta`` x
+the time between the states they answer / control period; after ``start()`` (activation, a new
+training episode: the robot may have been moved) the first one ramps from the measured position.
 
 A robot that reaches each command at once (no speed cap of its own) moves at ``max_delta`` per
 control period, the URDF velocity limit by default: it reads back within the trip's tolerance

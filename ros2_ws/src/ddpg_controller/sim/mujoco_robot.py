@@ -9,18 +9,22 @@ added per joint of the spec, as its command interface says:
 
 - effort: a motor, the torque (× the randomised actuator gain) clipped to the effort limit;
 - velocity: a velocity servo (force = kv (q̇* − q̇)) limited to the effort limit;
-- position: a PD servo (force = kp (q* − q) + kv (v* − q̇)) limited to the effort limit, whose set
-  point q* moves toward the command at v*, no faster than the joint's velocity limit.
+- position: a drive's cascaded servo: its set point q* moves toward the command at v*, no faster
+  than the joint's velocity limit; the position loop asks for the speed v* + (kp / kv) (q* − q),
+  clipped to the velocity limit, and a velocity loop (force = kv (demand − q̇)) delivers it within
+  the effort limit. Unclipped that is the PD servo kp (q* − q) + kv (v* − q̇); the clip keeps a
+  joint that lags its set point (effort-saturated, or heavier than at home) from catching up
+  beyond its velocity limit, as a real drive's velocity limit does.
 
 Servo gains come from each joint's inertia at the home pose (diagonal of the joint-space inertia
 matrix): a critically damped servo with a natural frequency of π / control_period, so it settles
 within about one control period (PyBullet's motors are stiff constraints instead). The spec's
 passive joints get no actuator; a movable joint the spec does not list at all (a Panda's fingers)
 is held at its reference position by a joint equality, as PyBullet's default velocity motor holds
-it. Contacts are off for a model
-built from a URDF (PyBullet's world has neither a floor nor self-collision); a user's MJCF keeps
-its own. Joint damping and Coulomb friction are MuJoCo's own (``dof_damping``,
-``dof_frictionloss``); the integrator is ``implicitfast`` so that stiff servos stay stable.
+it. Contacts are off for a model built from a URDF (PyBullet's world has neither a floor nor
+self-collision); a user's MJCF keeps its own. Joint damping and Coulomb friction are MuJoCo's own
+(``dof_damping``, ``dof_frictionloss``); the integrator is ``implicitfast`` so that stiff servos
+stay stable.
 """
 
 from __future__ import annotations
@@ -87,7 +91,7 @@ class MujocoRobot(RobotBase):
         n, position = self.task.action_dim, self.task.command_interface == "position"
         hold = np.asarray(q[:n], dtype=np.float64) if position else np.zeros(n)
         self._target = hold.copy()
-        self.data.ctrl[:] = hold
+        self.data.ctrl[:] = 0.0  # no torque, speed or speed demand until the first step
         self._delay = deque(hold.copy() for _ in range(self.randomization.action_delay_steps))
         self.applied_effort = np.zeros(self.task.action_dim)
         self.episode_steps = 0
@@ -114,13 +118,13 @@ class MujocoRobot(RobotBase):
             d.ctrl[:] = self._gain * delayed
         dt = m.opt.timestep
         max_move = task.velocity_limit * dt
+        driven = self._qpos[: task.action_dim]
         for _ in range(task.sim_substeps):
             if interface == "position":
                 move = np.clip(delayed - self._target, -max_move, max_move)
                 self._target += move
-                # kp (ctrl − q) − kv q̇ with ctrl = q* + (kv / kp) v*: the servo's damping acts on
-                # the velocity error, so the joint follows the set point's speed, not beyond it.
-                d.ctrl[:] = self._target + self._lead * move / dt
+                demand = move / dt + (self._target - d.qpos[driven]) / self._lead
+                d.ctrl[:] = np.clip(demand, -task.velocity_limit, task.velocity_limit)
             mujoco.mj_step(m, d)
         self.applied_effort = d.actuator_force.copy()
         self.episode_steps += 1
@@ -184,7 +188,7 @@ class MujocoRobot(RobotBase):
             mujoco.mj_mulM(m, data, column, unit)
             inertia[dof] = column[dof]
         omega = math.pi / task.control_period
-        self._lead = 2.0 / omega  # kv / kp of the position servo
+        self._lead = 2.0 / omega  # kv / kp of the position servo: its position loop's time constant
         for i, dof in enumerate(self._dofs[: task.action_dim]):
             m.actuator_gainprm[i, :] = 0.0
             m.actuator_biasprm[i, :] = 0.0
@@ -194,16 +198,11 @@ class MujocoRobot(RobotBase):
             # Effort: gain × torque, unclipped after the gain as in PyBullet; servos: the limit.
             m.actuator_forcelimited[i] = int(task.command_interface != "effort")
             m.actuator_forcerange[i] = (-task.effort_limit[i], task.effort_limit[i])
-            kp = inertia[dof] * omega * omega
-            kv = 2.0 * inertia[dof] * omega
+            kv = 2.0 * inertia[dof] * omega  # with kp = I ω² (kp / kv = 1 / lead): critical
             if task.command_interface == "effort":
                 m.actuator_gainprm[i, 0] = 1.0
-            elif task.command_interface == "velocity":
+            else:  # velocity, and position's velocity loop (its position loop is in step)
                 m.actuator_gainprm[i, 0] = kv
-                m.actuator_biasprm[i, 2] = -kv
-            else:
-                m.actuator_gainprm[i, 0] = kp
-                m.actuator_biasprm[i, 1] = -kp
                 m.actuator_biasprm[i, 2] = -kv
             m.actuator_biastype[i] = mujoco.mjtBias.mjBIAS_AFFINE
             m.actuator_gaintype[i] = mujoco.mjtGain.mjGAIN_FIXED

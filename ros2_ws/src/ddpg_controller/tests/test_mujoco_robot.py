@@ -114,9 +114,10 @@ def test_pendulum_trajectories_agree_and_the_arm_differs_only_by_its_actuators()
 
 
 def test_position_servo_keeps_to_the_velocity_limit_and_effort_to_the_effort_limit() -> None:
-    """A joint commanded 1 rad away moves at its velocity limit (its set point does); only the
-    first period overshoots it by more than 5 % (1.36x measured: a critically damped servo
-    catching a ramp from rest, plus gravity); every actuator stays within its effort limit."""
+    """A joint commanded 1 rad away moves at its velocity limit (its set point does) and no
+    faster than 1.1x it (1.07x measured; the servo's velocity demand is clipped to the limit, where
+    the PD servo it replaced overshot 1.36x here and 2.56x on panda_joint5); every actuator stays
+    within its effort limit."""
     robot = MujocoRobot("panda_reach")
     task = robot.task
     state = robot.reset(0)
@@ -127,8 +128,9 @@ def test_position_servo_keeps_to_the_velocity_limit_and_effort_to_the_effort_lim
         state = robot.step(far)
         speeds.append(abs(state.velocity[3]) / task.velocity_limit[3])
         assert np.all(np.abs(robot.applied_effort) <= task.effort_limit + 1e-9)
-    assert max(speeds) < 1.5 and max(speeds[2:]) < 1.05, speeds
-    assert np.median(speeds[:10]) > 0.95, speeds  # it does go at the limit
+    assert max(speeds) < 1.1, speeds
+    # It does go at the limit, less what holding up the arm costs its velocity loop (0.93x).
+    assert np.median(speeds[:10]) > 0.9, speeds
     assert abs(state.position[3] - far[3]) < 0.01
     pendulum = MujocoRobot("pendulum")
     pendulum.reset(0)
