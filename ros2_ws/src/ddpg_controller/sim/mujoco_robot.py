@@ -23,8 +23,9 @@ passive joints get no actuator; a movable joint the spec does not list at all (a
 is held at its reference position by a joint equality, as PyBullet's default velocity motor holds
 it. Contacts are off for a model built from a URDF (PyBullet's world has neither a floor nor
 self-collision); a user's MJCF keeps its own. Joint damping and Coulomb friction are MuJoCo's own
-(``dof_damping``, ``dof_frictionloss``); the integrator is ``implicitfast`` so that stiff servos
-stay stable.
+(``dof_damping``, ``dof_frictionloss``), and so is the drives' reflected rotor inertia
+(``dof_armature``, the spec's ``simulator.joint_armature``; a user's MJCF keeps its own), which
+PyBullet lacks; the integrator is ``implicitfast`` so that stiff servos stay stable.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ class MujocoRobot(RobotBase):
         sensed = task.sensed_joint_names
         self._qpos = np.array([m.jnt_qposadr[m.joint(j).id] for j in sensed])
         self._dofs = np.array([m.jnt_dofadr[m.joint(j).id] for j in sensed])
+        if task.mjcf is None:  # a user's MJCF keeps its own; before the servo gains (part of M)
+            m.dof_armature[self._dofs] = task.joint_armature
         self._bodies = {m.body(i).name: i for i in range(m.nbody)}
         for link in filter(None, (task.end_effector_link, task.upright_link)):
             self._body(link)  # a missing frame fails here, not mid-episode

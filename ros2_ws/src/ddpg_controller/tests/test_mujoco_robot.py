@@ -67,6 +67,7 @@ def test_the_mujoco_model_has_the_spec_limits_and_one_actuator_per_joint() -> No
     assert np.allclose(m.jnt_range[ids, 0], task.position_lower)
     assert np.allclose(m.jnt_range[ids, 1], task.position_upper)
     assert m.nu == task.action_dim  # the fingers (robot.held_joints) get no actuator
+    assert np.allclose(m.dof_armature[[m.joint(j).dofadr[0] for j in task.joint_names]], 0.1)
     assert np.allclose(m.actuator_forcerange[:, 1], task.effort_limit)
     assert m.opt.timestep == pytest.approx(task.control_period / task.sim_substeps)
     # The fingers stay closed, as PyBullet's default motor holds them (free, they slide ~1.6 cm

@@ -331,3 +331,13 @@ def test_train_cli_fails_before_starting_anything(arm) -> None:
         [str(train), "--list-tasks"], capture_output=True, text=True, check=True
     ).stdout
     assert "panda_reach" in listing and "position (delta)" in listing
+
+
+def test_joint_armature_is_per_sensed_joint_and_not_negative(arm) -> None:
+    """The drives' reflected rotor inertia (MuJoCo's dof_armature): one value for every joint or
+    one per joint, default 0; a negative one is refused naming the section."""
+    assert load_task(write_spec(arm, spec())).joint_armature.tolist() == [0.0]
+    geared = spec(simulator={"joint_armature": 0.1})
+    assert load_task(write_spec(arm, geared)).joint_armature.tolist() == [0.1]
+    message = load_error(arm, spec(simulator={"joint_armature": -0.1}))
+    assert "simulator" in message and "joint_armature" in message

@@ -393,6 +393,9 @@ class Task:
     sim_substeps: int
     joint_damping: np.ndarray
     joint_friction: np.ndarray
+    # Reflected rotor inertia of each sensed joint's drive (kg·m², simulator.joint_armature):
+    # MuJoCo's dof_armature; PyBullet has no such term.
+    joint_armature: np.ndarray
     position_gain: float
     velocity_gain: float
     initial_position: np.ndarray
@@ -753,13 +756,14 @@ def task_from_dict(
     termination.done()
     solved = top.number("solved_threshold", 0.0)
 
-    simulator = top.section("simulator", ("joint_damping", "joint_friction"))
+    simulator = top.section("simulator", ("joint_damping", "joint_friction", "joint_armature"))
     default_damping = [j.damping for j in _urdf_joints(urdf, sensed)] if urdf else [0.0]
     default_friction = [j.friction for j in _urdf_joints(urdf, sensed)] if urdf else [0.0]
     damping = simulator.vector("joint_damping", n_sensed, default=default_damping)
     friction = simulator.vector("joint_friction", n_sensed, default=default_friction)
-    if np.any(damping < 0.0) or np.any(friction < 0.0):
-        simulator.fail("joint_damping and joint_friction must be >= 0")
+    armature = simulator.vector("joint_armature", n_sensed, default=[0.0])
+    if np.any(damping < 0.0) or np.any(friction < 0.0) or np.any(armature < 0.0):
+        simulator.fail("joint_damping, joint_friction and joint_armature must be >= 0")
     simulator.done()
     randomization = _randomization(top)
     top.done()
@@ -803,6 +807,7 @@ def task_from_dict(
         sim_substeps=substeps,
         joint_damping=damping,
         joint_friction=friction,
+        joint_armature=armature,
         position_gain=position_gain,
         velocity_gain=velocity_gain,
         initial_position=home,
