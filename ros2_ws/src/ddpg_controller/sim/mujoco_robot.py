@@ -43,8 +43,9 @@ from .engine import GRAVITY, RobotBase, checked_command, sample_range
 
 __all__ = ["MujocoRobot"]
 
-# URDF compiler options: keep fixed-joint links as bodies (frames of the spec), drop visuals.
+# Movable joint types a spec may leave unlisted (held still then).
 _HELD_TYPES = (mujoco.mjtJoint.mjJNT_HINGE, mujoco.mjtJoint.mjJNT_SLIDE)
+# URDF compiler options: keep fixed-joint links as bodies (frames of the spec), drop visuals.
 _URDF_COMPILER = '<mujoco><compiler fusestatic="false" discardvisual="true"/></mujoco>'
 
 
@@ -64,8 +65,6 @@ class MujocoRobot(RobotBase):
         sensed = task.sensed_joint_names
         self._qpos = np.array([m.jnt_qposadr[m.joint(j).id] for j in sensed])
         self._dofs = np.array([m.jnt_dofadr[m.joint(j).id] for j in sensed])
-        if task.mjcf is None:  # a user's MJCF keeps its own; before the servo gains (part of M)
-            m.dof_armature[self._dofs] = task.joint_armature
         self._bodies = {m.body(i).name: i for i in range(m.nbody)}
         for link in filter(None, (task.end_effector_link, task.upright_link)):
             self._body(link)  # a missing frame fails here, not mid-episode
@@ -155,9 +154,12 @@ class MujocoRobot(RobotBase):
             raise TaskSpecError(f"{task.source}: the MuJoCo robot needs robot.urdf or robot.mjcf")
         if not task.fixed_base:
             spec.worldbody.first_body().add_freejoint()
-        sensed = set(task.sensed_joint_names)
-        for joint in spec.joints:  # the others are held still, as PyBullet's default motor does
-            if joint.type in _HELD_TYPES and joint.name not in sensed:
+        armature = dict(zip(task.sensed_joint_names, task.joint_armature, strict=True))
+        for joint in spec.joints:
+            if joint.name in armature:
+                if task.mjcf is None:  # a user's MJCF keeps its own rotor inertia
+                    joint.armature = armature[joint.name]
+            elif joint.type in _HELD_TYPES:  # held still, as PyBullet's default motor holds it
                 lock = spec.add_equality(type=mujoco.mjtEq.mjEQ_JOINT, name1=joint.name)
                 lock.data[:5] = 0.0  # q − q0 = 0: held at the model's reference position
         for joint in task.joint_names:
